@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.api.serializers import EnvironmentSerializer, EnvironmentUpdateSerializer
+from config.api.views import EnvironmentAPIView, ok
+
+
+class EnvironmentView(EnvironmentAPIView):
+    @extend_schema(
+        responses=EnvironmentSerializer, summary="The calling key's environment"
+    )
+    def get(self, request: Request) -> Response:
+        return ok(EnvironmentSerializer(self.environment).data)
+
+    @extend_schema(
+        request=EnvironmentUpdateSerializer,
+        responses=EnvironmentSerializer,
+        summary="Change the environment's settings",
+    )
+    def patch(self, request: Request) -> Response:
+        body = EnvironmentUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        environment = services.environment_update(
+            environment=self.environment, **body.validated_data
+        )
+        return ok(EnvironmentSerializer(environment).data)

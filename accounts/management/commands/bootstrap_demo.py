@@ -1,0 +1,88 @@
+"""Create the demo account (idempotent) and issue fresh test and live API keys."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from accounts import selectors, services
+from accounts.models import Account, Membership, Role
+
+DEMO_ACCOUNT = "Demo account"
+ADMIN_USER = "admin"
+OWNER_USER = "owner"
+
+
+class Command(BaseCommand):
+    help = "Create the demo account, a staff superuser and an owner, and print fresh API keys."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json", action="store_true", help="Print only a JSON object."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        User = get_user_model()
+        admin_password = secrets.token_urlsafe(12)
+        owner_password = secrets.token_urlsafe(12)
+        with transaction.atomic():
+            admin, _ = User.objects.get_or_create(
+                username=ADMIN_USER, defaults={"is_staff": True, "is_superuser": True}
+            )
+            admin.is_staff = admin.is_superuser = True
+            admin.set_password(admin_password)
+            admin.save()
+            owner, _ = User.objects.get_or_create(
+                username=OWNER_USER, defaults={"email": "owner@example.com"}
+            )
+            owner.set_password(owner_password)
+            owner.save()
+            account = Account.objects.filter(name=DEMO_ACCOUNT).first()
+            created = account is None
+            if account is None:
+                account = services.account_create(name=DEMO_ACCOUNT, owner=owner)
+            Membership.objects.get_or_create(
+                user=owner, account=account, defaults={"role": Role.OWNER}
+            )
+            test_key = services.api_key_issue(
+                environment=selectors.environment_of(account, "test"),
+                name="demo (bootstrap)",
+            )
+            live_key = services.api_key_issue(
+                environment=selectors.environment_of(account, "live"),
+                name="demo (bootstrap)",
+            )
+        result = {
+            "accountId": str(account.public_id),
+            "testKey": test_key.secret,
+            "liveKey": live_key.secret,
+            "adminUser": ADMIN_USER,
+            "adminPassword": admin_password,
+            "ownerUser": OWNER_USER,
+            "ownerPassword": owner_password,
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{'Created' if created else 'Found'} {DEMO_ACCOUNT} ({result['accountId']})."
+            )
+        )
+        self.stdout.write(
+            "\n"
+            f"  Test API key:  {test_key.secret}\n"
+            f"  Live API key:  {live_key.secret}\n"
+            "  (shown once; every run of bootstrap_demo issues fresh keys)\n\n"
+            f"  Admin:      http://127.0.0.1:8000/admin/      user {ADMIN_USER}  "
+            f"password {admin_password}\n"
+            f"  Dashboard:  http://127.0.0.1:8000/dashboard/  user {OWNER_USER}  "
+            f"password {owner_password}\n\n"
+            '  Try:  curl -H "Authorization: Bearer $TEST_KEY" '
+            "http://127.0.0.1:8000/api/v1/environment\n"
+        )

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from config.fields import PublicIdModel
+
+
+class Account(PublicIdModel):
+    """A tenant. Everything a customer owns hangs off one of its environments."""
+
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EnvironmentKind(models.TextChoices):
+    LIVE = "live", "Live"
+    TEST = "test", "Test"
+
+
+class Environment(PublicIdModel):
+    """One of an account's two worlds (live/test); every resource belongs to one."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="environments"
+    )
+    kind = models.CharField(max_length=8, choices=EnvironmentKind.choices)
+    recording_retention_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
+    record_calls = models.BooleanField(default=True)
+    signing_secret = models.CharField(max_length=100, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind"], name="one_environment_per_kind"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(recording_retention_days__gte=1)
+                & models.Q(recording_retention_days__lte=3650),
+                name="retention_days_in_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["live", "test"]),
+                name="environment_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.name} · {self.kind}"
+
+    @property
+    def is_test(self) -> bool:
+        return self.kind == EnvironmentKind.TEST
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "account"], name="one_membership_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.account} ({self.role})"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in (Role.OWNER, Role.ADMIN)
+
+
+class ApiKey(PublicIdModel):
+    """An API key of one environment. Only the SHA-256 of the key is kept."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    display_prefix = models.CharField(max_length=16)
+    last4 = models.CharField(max_length=4)
+    key_hash = models.CharField(max_length=64, unique=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…{self.last4})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed for 24 h."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        DONE = "done"
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.IN_PROGRESS
+    )
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "key"], name="one_record_per_key"
+            ),
+        ]
+        indexes = [
+            # The expiry sweep: records older than 24 h.
+            models.Index(fields=["created_at"], name="idempotency_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"

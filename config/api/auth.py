@@ -1,0 +1,79 @@
+"""Bearer API-key authentication: resolves the key's environment into the request once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from config.api.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from accounts.models import ApiKey, Environment
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """Who is calling: an API key of one environment."""
+
+    api_key: ApiKey
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def environment(self) -> Environment:
+        return self.api_key.environment
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate_key(token: str | None) -> ApiKey:
+    """Return the active key for a presented token or raise Unauthenticated."""
+    from accounts import selectors, services
+
+    if token is None:
+        raise Unauthenticated(
+            "Send your API key as `Authorization: Bearer <key>`.",
+            code="missing_api_key",
+        )
+    api_key = selectors.api_key_by_secret(token)
+    if api_key is None:
+        raise Unauthenticated("The API key is not valid.", code="invalid_api_key")
+    if api_key.revoked_at is not None:
+        raise Unauthenticated("The API key has been revoked.", code="revoked_api_key")
+    if not api_key.environment.account.is_active:
+        raise Unauthenticated("The account is disabled.", code="account_disabled")
+    services.api_key_touch(api_key=api_key)
+    return api_key
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiKey]:
+        api_key = authenticate_key(bearer_token(request.headers.get("Authorization")))
+        return ApiPrincipal(api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class HasEnvironment(BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.user, ApiPrincipal)
+
+
+def environment_of(request: Request) -> Environment:
+    principal = request.user
+    if not isinstance(principal, ApiPrincipal):
+        raise Unauthenticated()
+    return principal.environment

@@ -1,0 +1,103 @@
+"""Shared fixtures: accounts with keys in both environments, an outsider, API clients."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts import selectors, services
+from accounts.models import Account, Environment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail loudly when a configured service is unreachable: never a silent skip."""
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
+        except Exception as exc:
+            raise pytest.UsageError(
+                f"REDIS_URL={redis_url} is set but unreachable: {exc}"
+            ) from exc
+
+
+@dataclass
+class Tenant:
+    account: Account
+    test: Environment
+    live: Environment
+    test_key: str
+    live_key: str
+
+    def client(self, kind: str = "test") -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {getattr(self, f'{kind}_key')}")
+        return client
+
+
+def make_tenant(name: str) -> Tenant:
+    account = services.account_create(name=name)
+    test = selectors.environment_of(account, "test")
+    live = selectors.environment_of(account, "live")
+    return Tenant(
+        account=account,
+        test=test,
+        live=live,
+        test_key=services.api_key_issue(environment=test, name="tests").secret,
+        live_key=services.api_key_issue(environment=live, name="tests").secret,
+    )
+
+
+@pytest.fixture
+def tenant(db: Any) -> Tenant:
+    return make_tenant("Acme")
+
+
+@pytest.fixture
+def outsider(db: Any) -> Tenant:
+    return make_tenant("Outsider Ltd")
+
+
+@pytest.fixture
+def api(tenant: Tenant) -> APIClient:
+    """An API client holding the tenant's test key."""
+    return tenant.client("test")
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path: Any, settings: Any) -> Iterator[None]:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    yield
+
+
+def is_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """Assert a response is problem details with this status (and code); return its body."""
+    assert response.status_code == status, (
+        response.status_code,
+        response.content[:500],
+    )
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://")
+    assert body["title"] and body["detail"]
+    assert body["requestId"] == response["X-Request-Id"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+__all__ = ["Tenant", "is_problem", "make_tenant", "settings"]
