@@ -13,15 +13,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from config.lifespan import HomeLoopApp  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        # Static files (admin, dashboard, API docs) are served by the project itself
-        # unless a proxy in front serves STATIC_ROOT (SERVE_STATIC=false).
-        "http": ASGIStaticFilesHandler(django_asgi_app)
-        if settings.SERVE_STATIC
-        else django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+application = HomeLoopApp(
+    ProtocolTypeRouter(
+        {
+            # Static files (admin, dashboard, API docs) are served by the project itself
+            # unless a proxy in front serves STATIC_ROOT (SERVE_STATIC=false).
+            "http": ASGIStaticFilesHandler(django_asgi_app)
+            if settings.SERVE_STATIC
+            else django_asgi_app,
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "accounts",
+    "events",
+    "calls",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +222,21 @@ SPECTACULAR_SETTINGS = {
 # API behaviour
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", 600, min_value=1)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+# Calls and the simulated network. Times are settings so tests (and demos) can shrink them.
+LIVE_CARRIER = env.choice("LIVE_CARRIER", "simulator", ("simulator",))
+CALL_RING_TIMEOUT_S = env.float("CALL_RING_TIMEOUT_S", 30.0, min_value=0.1)
+CALL_MAX_DURATION_S = env.float("CALL_MAX_DURATION_S", 4 * 3600.0, min_value=1.0)
+CALL_COMMAND_TIMEOUT_S = env.float("CALL_COMMAND_TIMEOUT_S", 5.0, min_value=0.5)
+SESSION_QR_TTL_S = env.int("SESSION_QR_TTL_S", 20, min_value=1)
+SIM_DIAL_MS = env.int("SIM_DIAL_MS", 300, min_value=0)
+SIM_RING_MS = env.int("SIM_RING_MS", 2000, min_value=0)
+SIM_HANGUP_AFTER_MS = env.int("SIM_HANGUP_AFTER_MS", 5000, min_value=0)
+# A process hosting runtimes beats every ENGINE_HEARTBEAT_S; silent for ENGINE_STALE_AFTER_S,
+# its calls are ended `failed` by the reaper, which runs every CALL_REAPER_INTERVAL_S.
+ENGINE_HEARTBEAT_S = env.int("ENGINE_HEARTBEAT_S", 5, min_value=1)
+ENGINE_STALE_AFTER_S = env.int("ENGINE_STALE_AFTER_S", 30, min_value=2)
+CALL_REAPER_INTERVAL_S = env.int("CALL_REAPER_INTERVAL_S", 15, min_value=1)
 
 LOGGING = {
     "version": 1,

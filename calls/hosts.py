@@ -1,0 +1,98 @@
+"""Engine hosts: registration, heartbeats, and the reaper for calls whose host died."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from calls import services
+from calls.api.serializers import call_snapshot
+from calls.models import Call, CallState, EndReason, EngineHost
+
+
+def host_register(*, host_id: str, channel_name: str) -> EngineHost:
+    host, _ = EngineHost.objects.update_or_create(
+        host_id=host_id,
+        defaults={
+            "channel_name": channel_name,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "last_seen": timezone.now(),
+        },
+    )
+    return host
+
+
+def host_beat(host_id: str) -> None:
+    EngineHost.objects.filter(host_id=host_id).update(last_seen=timezone.now())
+
+
+def _stale_before() -> Any:
+    return timezone.now() - timedelta(seconds=settings.ENGINE_STALE_AFTER_S)
+
+
+def live_channel_of(host_id: str) -> str | None:
+    """The channel of a host that is still beating (None if it is gone or silent)."""
+    host = EngineHost.objects.filter(
+        host_id=host_id, last_seen__gte=_stale_before()
+    ).first()
+    return host.channel_name if host and host.channel_name else None
+
+
+def reap_orphaned_calls() -> int:
+    """End, as ``failed``, every live call whose host stopped beating; return how many."""
+    stale = _stale_before()
+    alive = set(
+        EngineHost.objects.filter(last_seen__gte=stale).values_list(
+            "host_id", flat=True
+        )
+    )
+    orphans = (
+        Call.objects.exclude(state=CallState.ENDED)
+        .exclude(host__in=alive)
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for pk in list(orphans[:1000]):
+        if services.call_transition(
+            call_id=pk, to=CallState.ENDED, end_reason=EndReason.FAILED
+        ):
+            count += 1
+    EngineHost.objects.filter(last_seen__lt=stale - timedelta(hours=1)).delete()
+    return count
+
+
+def rotate_qrs() -> int:
+    return services.sessions_rotate_due_qrs()
+
+
+def ended_among(call_pks: list[int]) -> set[int]:
+    return set(
+        Call.objects.filter(pk__in=call_pks, state=CallState.ENDED).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def call_pk_of(call_id: str) -> int:
+    return Call.objects.values_list("pk", flat=True).get(public_id=call_id)
+
+
+def call_details(call_pk: int) -> dict[str, Any]:
+    call = Call.objects.select_related("session", "environment").get(pk=call_pk)
+    return {
+        "call_id": str(call.public_id),
+        "environment_id": str(call.environment.public_id),
+        "session_id": str(call.session.public_id),
+        "direction": call.direction,
+        "peer_jid": call.peer_jid,
+        "local_jid": call.session.phone_jid,
+        "behavior": call.behavior,
+        "carrier": call.session.carrier,
+        "snapshot": call_snapshot(call),
+    }

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Environment
+from config.fields import PublicIdModel
+
+
+class ConnectionState(models.TextChoices):
+    CREATED = "created"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    INACTIVE = "inactive"
+    DISCONNECTED = "disconnected"
+    ERROR = "error"
+
+
+class Session(PublicIdModel):
+    """A linked line (a WhatsApp-style linked device) of one environment."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="sessions"
+    )
+    display_name = models.CharField(max_length=100)
+    device_browser = models.CharField(max_length=100, blank=True, default="")
+    carrier = models.CharField(max_length=32, default="simulator")
+    connection_state = models.CharField(
+        max_length=16, choices=ConnectionState.choices, default=ConnectionState.CREATED
+    )
+    paired = models.BooleanField(default=False)
+    active = models.BooleanField(default=False)
+    phone_jid = models.CharField(max_length=64, blank=True, default="")
+    qr_payload = models.CharField(max_length=200, blank=True, default="")
+    qr_created_at = models.DateTimeField(null=True, blank=True)
+    pairing_code = models.CharField(max_length=9, blank=True, default="")
+    pairing_phone = models.CharField(max_length=20, blank=True, default="")
+    connected_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # Housekeeping rotates the QR of sessions that are pairing.
+            models.Index(
+                fields=["connection_state", "qr_created_at"], name="session_pairing_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.public_id})"
+
+    @property
+    def connected(self) -> bool:
+        return self.connection_state == ConnectionState.CONNECTED
+
+    @property
+    def status(self) -> str:
+        """A one-word summary: ready, pairing, offline, unpaired or deleted."""
+        if self.deleted_at is not None:
+            return "deleted"
+        if self.paired and self.connected:
+            return "ready"
+        if self.connection_state == ConnectionState.CONNECTING:
+            return "pairing"
+        if self.paired:
+            return "offline"
+        return "unpaired"
+
+
+class CallState(models.TextChoices):
+    INITIATING = "initiating"
+    RINGING = "ringing"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Direction(models.TextChoices):
+    OUTGOING = "outgoing"
+    INCOMING = "incoming"
+
+
+class EndReason(models.TextChoices):
+    COMPLETED = "completed"
+    REMOTE_HANGUP = "remote_hangup"
+    REJECTED = "rejected"
+    DECLINED = "declined"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    MISSED = "missed"
+    FAILED = "failed"
+    SESSION_DISCONNECTED = "session_disconnected"
+    MAX_DURATION = "max_duration"
+
+
+class Call(PublicIdModel):
+    """One audio call of a session; its runtime lives in the process named by ``host``."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="calls"
+    )
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="calls")
+    peer_jid = models.CharField(max_length=64)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    state = models.CharField(max_length=12, choices=CallState.choices)
+    end_reason = models.CharField(
+        max_length=24, choices=EndReason.choices, blank=True, default=""
+    )
+    audio_muted = models.BooleanField(default=False)
+    record = models.BooleanField(default=True)
+    behavior = models.CharField(max_length=32, blank=True, default="")
+    host = models.CharField(max_length=128, blank=True, default="")
+    ringing_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state="ended", ended_at__isnull=False)
+                | (~models.Q(state="ended") & models.Q(end_reason="")),
+                name="ended_iff_reason_and_time",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(direction__in=["outgoing", "incoming"]),
+                name="call_direction_valid",
+            ),
+        ]
+        indexes = [
+            # The reaper: non-ended calls of a host that stopped beating.
+            models.Index(fields=["host", "state"], name="call_host_state_idx"),
+            # GET /calls filters by state within an environment, newest first.
+            models.Index(
+                fields=["environment", "state", "id"], name="call_env_state_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} call {self.public_id} ({self.state})"
+
+    @property
+    def duration_ms(self) -> int:
+        if self.answered_at is None:
+            return 0
+        end = self.ended_at or timezone.now()
+        return max(0, int((end - self.answered_at).total_seconds() * 1000))
+
+    @property
+    def is_live(self) -> bool:
+        return self.state != CallState.ENDED
+
+
+class EngineHost(models.Model):
+    """A process that hosts call runtimes; it proves it is alive by beating."""
+
+    host_id = models.CharField(max_length=128, unique=True)
+    channel_name = models.CharField(max_length=200, blank=True, default="")
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The reaper looks for hosts whose last beat is too old.
+            models.Index(fields=["last_seen"], name="enginehost_last_seen_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.host_id

@@ -1,0 +1,319 @@
+"""The process's call engine: runtimes, the media clock, housekeeping and command routing.
+
+Every process that places, receives or controls calls has one engine, on its home loop
+(``config.home``). A call's runtime lives in the engine that created it (``Call.host``).
+Commands for a call hosted elsewhere travel over the channel layer to that engine's
+channel and the reply comes back on a fresh channel; frames never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Coroutine
+from typing import Any, Literal, TypedDict
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from calls import hosts
+from calls.carriers import get_carrier
+from calls.carriers.base import LegInfo
+from calls.models import CallState, Direction, EndReason
+from calls.runtime import store
+from calls.runtime.clock import MediaClock
+from calls.runtime.runtime import CallRuntime
+from config.api.errors import ApplicationError, Conflict, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = ("end", "accept", "reject", "mute")
+
+
+class CommandMessage(TypedDict):
+    type: Literal["call.command"]
+    call_id: str
+    command: str
+    args: dict[str, Any]
+    reply_to: str
+
+
+class CommandReply(TypedDict):
+    type: Literal["call.command.reply"]
+    snapshot: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+def _error_payload(error: ApplicationError) -> dict[str, Any]:
+    return {
+        "status": error.status,
+        "code": error.code,
+        "title": error.title,
+        "detail": error.detail,
+    }
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.host_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.clock = MediaClock(on_error=self._tick_failed)
+        self.runtimes: dict[str, CallRuntime] = {}
+        self.channel_name = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        layer = get_channel_layer()
+        if layer is not None and settings.REDIS_URL:
+            self.channel_name = await layer.new_channel(prefix="engine")
+            self.spawn(self._listen(layer))
+        await database_sync_to_async(hosts.host_register, thread_sensitive=False)(
+            host_id=self.host_id, channel_name=self.channel_name
+        )
+        self.clock.start()
+        self.spawn(self._housekeeping())
+        logger.info("Call engine %s started", self.host_id)
+
+    async def stop(self) -> None:
+        await self.clock.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a coroutine in the background, keeping a reference and logging failures."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Engine task failed", exc_info=task.exception())
+
+    def _tick_failed(self, member: object, exc: BaseException) -> None:
+        logger.error("A call failed in the media clock", exc_info=exc)
+        if isinstance(member, CallRuntime):
+            self.spawn(member.end(EndReason.FAILED))
+
+    def forget(self, runtime: CallRuntime) -> None:
+        self.runtimes.pop(runtime.call_id, None)
+
+    # ------------------------------------------------------------ starting calls
+    async def start_call(self, call_pk: int) -> dict[str, Any]:
+        """Create the runtime of a call this engine hosts and connect its carrier leg."""
+        details = await database_sync_to_async(
+            hosts.call_details, thread_sensitive=False
+        )(call_pk)
+        runtime = CallRuntime(
+            self,
+            call_pk=call_pk,
+            call_id=details["call_id"],
+            environment_id=details["environment_id"],
+            session_id=details["session_id"],
+            direction=details["direction"],
+            state=details["snapshot"]["state"],
+            snapshot=details["snapshot"],
+        )
+        self.runtimes[runtime.call_id] = runtime
+        carrier = get_carrier(details["carrier"])
+        info = LegInfo(
+            call_id=runtime.call_id,
+            session_id=runtime.session_id,
+            local_jid=details["local_jid"],
+            peer_jid=details["peer_jid"],
+            behavior=details["behavior"],
+        )
+        try:
+            if runtime.direction == Direction.OUTGOING:
+                leg = await carrier.dial(info, runtime)
+            else:
+                leg = await carrier.incoming(info, runtime)
+        except Exception:
+            logger.exception("Carrier refused call %s", runtime.call_id)
+            await runtime.end(EndReason.FAILED, from_peer=True)
+            return runtime.snapshot
+        runtime.attach(leg)
+        return runtime.snapshot
+
+    # ------------------------------------------------------------ commands
+    async def command(
+        self, call_id: str, host: str, name: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run a command on a call wherever its runtime lives; return the new snapshot."""
+        runtime = self.runtimes.get(call_id)
+        if runtime is not None:
+            return await self._run_local(runtime, name, args)
+        if host and host != self.host_id:
+            channel = await database_sync_to_async(
+                hosts.live_channel_of, thread_sensitive=False
+            )(host)
+            if channel:
+                reply = await self._ask(channel, call_id, name, args)
+                if reply is not None:
+                    if reply["error"]:
+                        error = reply["error"]
+                        raise ApplicationError(
+                            error["detail"],
+                            status=error["status"],
+                            code=error["code"],
+                            title=error["title"],
+                        )
+                    assert reply["snapshot"] is not None
+                    return reply["snapshot"]
+        return await self._orphan_command(call_id, name)
+
+    async def _run_local(
+        self, runtime: CallRuntime, name: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        if name == "end":
+            return await runtime.end(args.get("reason") or EndReason.COMPLETED)
+        if name == "accept":
+            return await runtime.accept()
+        if name == "reject":
+            return await runtime.reject()
+        if name == "mute":
+            return await runtime.mute(bool(args["muted"]))
+        raise ValueError(f"unknown command {name!r}")
+
+    async def _orphan_command(self, call_id: str, name: str) -> dict[str, Any]:
+        """No runtime answers for this call: it has ended, or its host died."""
+        pk = await database_sync_to_async(hosts.call_pk_of, thread_sensitive=False)(
+            call_id
+        )
+        current = await store.snapshot(pk)
+        if current["state"] == CallState.ENDED:
+            if name == "end":
+                return current
+            raise Conflict("The call has ended.", code="call_not_active")
+        if name == "end":
+            ended = await store.transition(pk, CallState.ENDED, EndReason.FAILED)
+            return ended or await store.snapshot(pk)
+        raise ServiceUnavailable(
+            "The process hosting this call is not answering; try again shortly.",
+            code="call_host_unavailable",
+        )
+
+    async def _ask(
+        self, channel: str, call_id: str, name: str, args: dict[str, Any]
+    ) -> CommandReply | None:
+        layer = get_channel_layer()
+        reply_to = await layer.new_channel(prefix="reply")
+        message: CommandMessage = {
+            "type": "call.command",
+            "call_id": call_id,
+            "command": name,
+            "args": args,
+            "reply_to": reply_to,
+        }
+        await layer.send(channel, message)
+        try:
+            reply: CommandReply = await asyncio.wait_for(
+                layer.receive(reply_to), timeout=settings.CALL_COMMAND_TIMEOUT_S
+            )
+        except TimeoutError:
+            logger.warning(
+                "Engine on %s did not answer %s for %s", channel, name, call_id
+            )
+            return None
+        return reply
+
+    async def _listen(self, layer: Any) -> None:
+        """Serve commands other processes send to this engine's channel."""
+        while True:
+            try:
+                message = await layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Engine channel receive failed")
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") == "call.command":
+                self.spawn(self._serve(layer, message))
+
+    async def _serve(self, layer: Any, message: CommandMessage) -> None:
+        reply: CommandReply = {
+            "type": "call.command.reply",
+            "snapshot": None,
+            "error": None,
+        }
+        runtime = self.runtimes.get(message["call_id"])
+        try:
+            if runtime is None:
+                reply["snapshot"] = await self._orphan_command(
+                    message["call_id"], message["command"]
+                )
+            else:
+                reply["snapshot"] = await self._run_local(
+                    runtime, message["command"], message["args"]
+                )
+        except ApplicationError as error:
+            reply["error"] = _error_payload(error)
+        await layer.send(message["reply_to"], reply)
+
+    # ------------------------------------------------------------ housekeeping
+    async def _housekeeping(self) -> None:
+        """Beat, rotate pairing QRs, notice calls ended elsewhere, reap when embedded."""
+        beat_every = settings.ENGINE_HEARTBEAT_S
+        reap_every = settings.CALL_REAPER_INTERVAL_S
+        elapsed = 0
+        while True:
+            await asyncio.sleep(1)
+            elapsed += 1
+            try:
+                await database_sync_to_async(hosts.rotate_qrs, thread_sensitive=False)()
+                if elapsed % beat_every == 0:
+                    await database_sync_to_async(
+                        hosts.host_beat, thread_sensitive=False
+                    )(self.host_id)
+                    await self._reconcile()
+                if settings.CELERY_TASK_ALWAYS_EAGER and elapsed % reap_every == 0:
+                    await database_sync_to_async(
+                        hosts.reap_orphaned_calls, thread_sensitive=False
+                    )()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Engine housekeeping failed")
+
+    async def _reconcile(self) -> None:
+        """End local runtimes whose call another process has already ended."""
+        if not self.runtimes:
+            return
+        ended = await database_sync_to_async(hosts.ended_among, thread_sensitive=False)(
+            [runtime.call_pk for runtime in self.runtimes.values()]
+        )
+        for runtime in list(self.runtimes.values()):
+            if runtime.call_pk in ended:
+                await runtime.end(EndReason.FAILED)
+
+
+_engine: Engine | None = None
+_engine_lock: asyncio.Lock | None = None
+
+
+async def ensure_engine() -> Engine:
+    """Return this process's engine, starting it on the home loop if needed."""
+    global _engine, _engine_lock
+    if _engine is not None:
+        return _engine
+    if _engine_lock is None:
+        _engine_lock = asyncio.Lock()
+    async with _engine_lock:
+        if _engine is None:
+            engine = Engine()
+            await engine.start()
+            _engine = engine
+    return _engine
+
+
+def current_engine() -> Engine | None:
+    return _engine

@@ -1,0 +1,256 @@
+"""``CallRuntime``: the live side of one call (signalling, timers, media per tick)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from django.conf import settings
+
+from calls.carriers.base import CarrierLeg, Frame
+from calls.media import FRAME_SAMPLES
+from calls.models import CallState, Direction, EndReason
+from calls.runtime import store
+from config.api.errors import Conflict
+
+if TYPE_CHECKING:
+    from calls.runtime.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class OutboundSource(Protocol):
+    """Audio for the peer: live socket audio, dial-out streams, playback."""
+
+    def read_into(self, out: Frame) -> int:
+        """Fill ``out`` with the next 20 ms (zeros where silent); return real samples."""
+
+
+class MediaSubscriber(Protocol):
+    def on_media(self, inbound: Frame, outbound: Frame) -> None:
+        """Receive one tick's frames; copy them to keep them past this call."""
+
+
+class CallObserver(Protocol):
+    def on_call_update(self, snapshot: dict[str, Any]) -> None: ...
+
+    def on_call_ended(self, snapshot: dict[str, Any]) -> None: ...
+
+
+class CallRuntime:
+    """One live call. Created with the call, forgotten when it ends."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        call_pk: int,
+        call_id: str,
+        environment_id: str,
+        session_id: str,
+        direction: str,
+        state: str,
+        snapshot: dict[str, Any],
+    ) -> None:
+        self.engine = engine
+        self.call_pk = call_pk
+        self.call_id = call_id
+        self.environment_id = environment_id
+        self.session_id = session_id
+        self.direction = direction
+        self.state = state
+        self.snapshot = snapshot
+        self.muted = bool(snapshot.get("audioMuted"))
+        self.leg: CarrierLeg | None = None
+        self.sources: list[OutboundSource] = []
+        self.subscribers: list[MediaSubscriber] = []
+        self.observers: list[CallObserver] = []
+        self.media_frames = 0
+        self._out = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        self._mix = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        self._timers: list[asyncio.TimerHandle] = []
+        self._lock = asyncio.Lock()
+        self.ended = asyncio.Event()
+
+    # ------------------------------------------------------------ media, per tick
+    def tick(self) -> None:
+        out = self._out
+        sources = self.sources
+        if not sources:
+            out.fill(0.0)
+        else:
+            sources[0].read_into(out)
+            if len(sources) > 1:
+                mix = self._mix
+                for source in sources[1:]:
+                    source.read_into(mix)
+                    out += mix
+                np.clip(out, -1.0, 1.0, out=out)
+        if self.muted:
+            # Sources were still read: muted audio is consumed at real time, not queued.
+            out.fill(0.0)
+        leg = self.leg
+        if leg is None:
+            return
+        inbound = leg.exchange(out)
+        for subscriber in self.subscribers:
+            subscriber.on_media(inbound, out)
+        self.media_frames += 1
+
+    @property
+    def media_ms(self) -> int:
+        return self.media_frames * 20
+
+    # ------------------------------------------------------------ lifecycle
+    def attach(self, leg: CarrierLeg) -> None:
+        self.leg = leg
+        ring_timeout = settings.CALL_RING_TIMEOUT_S
+        reason = (
+            EndReason.NO_ANSWER
+            if self.direction == Direction.OUTGOING
+            else EndReason.MISSED
+        )
+        if self.state in (CallState.INITIATING, CallState.RINGING):
+            self._later(ring_timeout, self._ring_timed_out, reason)
+
+    def _later(
+        self,
+        seconds: float,
+        coro_fn: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers.append(loop.call_later(seconds, self._spawn, coro_fn, *args))
+
+    def _spawn(
+        self, coro_fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any
+    ) -> None:
+        self.engine.spawn(coro_fn(*args))
+
+    async def _ring_timed_out(self, reason: str) -> None:
+        if self.state in (CallState.INITIATING, CallState.RINGING):
+            await self.end(reason)
+
+    # LegListener: what the peer side did.
+    def leg_ringing(self) -> None:
+        self.engine.spawn(self._move(CallState.RINGING))
+
+    def leg_answered(self) -> None:
+        self.engine.spawn(self._answered())
+
+    def leg_ended(self, reason: str) -> None:
+        self.engine.spawn(self.end(reason, from_peer=True))
+
+    async def _answered(self) -> None:
+        if await self._move(CallState.ACTIVE):
+            self._media_on()
+
+    def _media_on(self) -> None:
+        self.engine.clock.add(self)
+        self._later(settings.CALL_MAX_DURATION_S, self.end, EndReason.MAX_DURATION)
+
+    async def _move(self, to: str, end_reason: str = "") -> bool:
+        async with self._lock:
+            result = await store.transition(self.call_pk, to, end_reason)
+            if result is None:
+                return False
+            self.state, self.snapshot = to, result
+        if to == CallState.ENDED:
+            self._finish()
+        else:
+            self._notify_update()
+        return True
+
+    def _notify_update(self) -> None:
+        for observer in list(self.observers):
+            try:
+                observer.on_call_update(self.snapshot)
+            except Exception:
+                logger.exception("Call observer failed on update")
+
+    def _finish(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self.engine.clock.remove(self)
+        for observer in list(self.observers):
+            try:
+                observer.on_call_ended(self.snapshot)
+            except Exception:
+                logger.exception("Call observer failed on end")
+        self.observers.clear()
+        self.subscribers.clear()
+        self.sources.clear()
+        self.engine.forget(self)
+        self.ended.set()
+
+    # ------------------------------------------------------------ commands
+    async def end(
+        self, reason: str = EndReason.COMPLETED, *, from_peer: bool = False
+    ) -> dict[str, Any]:
+        """Hang up (idempotent once ended)."""
+        if self.state == CallState.ENDED:
+            return self.snapshot
+        moved = await self._move(CallState.ENDED, reason)
+        if moved and not from_peer and self.leg is not None:
+            await self.leg.hangup()
+        if not moved:
+            # Someone else ended it first (a race, or another process): mirror the outcome.
+            current = await store.snapshot(self.call_pk)
+            if current["state"] == CallState.ENDED and self.state != CallState.ENDED:
+                self.state, self.snapshot = CallState.ENDED, current
+                if self.leg is not None:
+                    await self.leg.hangup()
+                self._finish()
+        return self.snapshot
+
+    async def accept(self) -> dict[str, Any]:
+        """Answer a ringing incoming call: media starts flowing."""
+        if self.direction != Direction.INCOMING:
+            raise Conflict(
+                "Only incoming calls can be accepted.", code="call_not_incoming"
+            )
+        if not await self._move(CallState.ACTIVE):
+            raise self._not_ringing(await store.snapshot(self.call_pk))
+        if self.leg is not None:
+            await self.leg.answer()
+        self._media_on()
+        return self.snapshot
+
+    async def reject(self) -> dict[str, Any]:
+        """Refuse a ringing incoming call."""
+        if self.direction != Direction.INCOMING:
+            raise Conflict(
+                "Only incoming calls can be rejected.", code="call_not_incoming"
+            )
+        if self.state != CallState.RINGING:
+            raise self._not_ringing(self.snapshot)
+        if not await self._move(CallState.ENDED, EndReason.REJECTED):
+            raise self._not_ringing(await store.snapshot(self.call_pk))
+        if self.leg is not None:
+            await self.leg.reject()
+        return self.snapshot
+
+    @staticmethod
+    def _not_ringing(snapshot: dict[str, Any]) -> Conflict:
+        if snapshot["state"] == CallState.ENDED:
+            return Conflict("The call has ended.", code="call_not_active")
+        return Conflict(
+            f"The call is {snapshot['state']}, not ringing.", code="call_not_ringing"
+        )
+
+    async def mute(self, muted: bool) -> dict[str, Any]:
+        """Mute or unmute: while muted the peer hears silence."""
+        async with self._lock:
+            if self.state == CallState.ENDED:
+                raise Conflict("The call has ended.", code="call_not_active")
+            result = await store.set_muted(self.call_pk, muted)
+            if result is None:
+                raise Conflict("The call has ended.", code="call_not_active")
+            self.muted = muted
+            self.snapshot = result
+        self._notify_update()
+        return self.snapshot

@@ -1,0 +1,31 @@
+"""Database work of the runtime, run off the event loop (never on the per-frame path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from calls import services
+from calls.api.serializers import call_snapshot
+from calls.models import Call
+
+
+def _transition(call_pk: int, to: str, end_reason: str) -> dict[str, Any] | None:
+    call = services.call_transition(call_id=call_pk, to=to, end_reason=end_reason)
+    return None if call is None else call_snapshot(call)
+
+
+def _set_muted(call_pk: int, muted: bool) -> dict[str, Any] | None:
+    call = services.call_set_muted(call_id=call_pk, muted=muted)
+    return None if call is None else call_snapshot(call)
+
+
+def _snapshot(call_pk: int) -> dict[str, Any]:
+    return call_snapshot(Call.objects.select_related("session").get(pk=call_pk))
+
+
+# Not thread-sensitive: runtime writes may run in parallel worker threads.
+transition = database_sync_to_async(_transition, thread_sensitive=False)
+set_muted = database_sync_to_async(_set_muted, thread_sensitive=False)
+snapshot = database_sync_to_async(_snapshot, thread_sensitive=False)
