@@ -28,8 +28,9 @@ def host_register(*, host_id: str, channel_name: str) -> EngineHost:
     return host
 
 
-def host_beat(host_id: str) -> None:
-    EngineHost.objects.filter(host_id=host_id).update(last_seen=timezone.now())
+def host_beat(host_id: str, channel_name: str) -> None:
+    if not EngineHost.objects.filter(host_id=host_id).update(last_seen=timezone.now()):
+        host_register(host_id=host_id, channel_name=channel_name)
 
 
 def _stale_before() -> Any:
@@ -44,14 +45,19 @@ def live_channel_of(host_id: str) -> str | None:
     return host.channel_name if host and host.channel_name else None
 
 
-def reap_orphaned_calls() -> int:
-    """End, as ``failed``, every live call whose host stopped beating; return how many."""
+def reap_orphaned_calls(*, alive_host: str | None = None) -> int:
+    """End, as ``failed``, every live call whose host stopped beating; return how many.
+
+    ``alive_host`` is the calling engine's own id: a host never reaps itself.
+    """
     stale = _stale_before()
     alive = set(
         EngineHost.objects.filter(last_seen__gte=stale).values_list(
             "host_id", flat=True
         )
     )
+    if alive_host:
+        alive.add(alive_host)
     orphans = (
         Call.objects.exclude(state=CallState.ENDED)
         .exclude(host__in=alive)
@@ -71,12 +77,10 @@ def rotate_qrs() -> int:
     return services.sessions_rotate_due_qrs()
 
 
-def ended_among(call_pks: list[int]) -> set[int]:
-    return set(
-        Call.objects.filter(pk__in=call_pks, state=CallState.ENDED).values_list(
-            "pk", flat=True
-        )
-    )
+def gone_among(call_pks: list[int]) -> set[int]:
+    """The calls among these that have ended (or no longer exist)."""
+    live = Call.objects.filter(pk__in=call_pks).exclude(state=CallState.ENDED)
+    return set(call_pks) - set(live.values_list("pk", flat=True))
 
 
 def call_pk_of(call_id: str) -> int:

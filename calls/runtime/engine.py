@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypedDict
 
 from channels.db import database_sync_to_async
@@ -31,7 +31,22 @@ from config.api.errors import ApplicationError, Conflict, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = ("end", "accept", "reject", "mute")
+CommandHandler = Callable[[CallRuntime, dict[str, Any]], Awaitable[dict[str, Any]]]
+_handlers: dict[str, CommandHandler] = {
+    "end": lambda runtime, args: runtime.end(args.get("reason") or EndReason.COMPLETED),
+    "accept": lambda runtime, args: runtime.accept(),
+    "reject": lambda runtime, args: runtime.reject(),
+    "mute": lambda runtime, args: runtime.mute(bool(args["muted"])),
+}
+
+
+def register_command(name: str, handler: CommandHandler) -> None:
+    """Teach every engine a command (playback, streams…): ``handler(runtime, args)``.
+
+    Handlers run on the home loop in the process hosting the call and return the value
+    sent back to the caller (JSON-serialisable); they raise ApplicationError to refuse.
+    """
+    _handlers[name] = handler
 
 
 class CommandMessage(TypedDict):
@@ -288,12 +303,12 @@ class Engine:
         """End local runtimes whose call another process has already ended."""
         if not self.runtimes:
             return
-        ended = await database_sync_to_async(hosts.ended_among, thread_sensitive=False)(
+        gone = await database_sync_to_async(hosts.gone_among, thread_sensitive=False)(
             [runtime.call_pk for runtime in self.runtimes.values()]
         )
         for runtime in list(self.runtimes.values()):
-            if runtime.call_pk in ended:
-                await runtime.end(EndReason.FAILED)
+            if runtime.call_pk in gone:
+                runtime.drop()
 
 
 _engine: Engine | None = None

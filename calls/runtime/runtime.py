@@ -187,6 +187,14 @@ class CallRuntime:
         self.engine.forget(self)
         self.ended.set()
 
+    def drop(self) -> None:
+        """Stop locally without touching the database: the call ended elsewhere."""
+        if self.state != CallState.ENDED:
+            self.state = CallState.ENDED
+            if self.leg is not None:
+                self.engine.spawn(self.leg.hangup())
+            self._finish()
+
     # ------------------------------------------------------------ commands
     async def end(
         self, reason: str = EndReason.COMPLETED, *, from_peer: bool = False
