@@ -29,6 +29,16 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from exc
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop this process's call engine, if a test started one, before the database goes."""
+    from calls.runtime.engine import current_engine
+    from config import home
+
+    engine = current_engine()
+    if engine is not None:
+        home.run_sync(engine.stop())
+
+
 @dataclass
 class Tenant:
     account: Account

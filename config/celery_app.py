@@ -12,4 +12,20 @@ app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-app.conf.beat_schedule = {}
+
+def _reaper_interval() -> float:
+    from django.conf import settings
+
+    return float(settings.CALL_REAPER_INTERVAL_S)
+
+
+@app.on_after_finalize.connect
+def _schedule(sender: Celery, **_: object) -> None:
+    """The beat schedule, declared once, here."""
+    # Calls whose hosting process died end `failed` within ENGINE_STALE_AFTER_S plus
+    # one interval (30 s + 15 s by default: inside the promised minute).
+    sender.add_periodic_task(
+        _reaper_interval(),
+        sender.signature("calls.tasks.reap_orphaned_calls"),
+        name="reap orphaned calls",
+    )

@@ -86,7 +86,9 @@ class Engine:
         self._loop = asyncio.get_running_loop()
         layer = get_channel_layer()
         if layer is not None and settings.REDIS_URL:
-            self.channel_name = await layer.new_channel(prefix="engine")
+            # Default prefix on purpose: channels-redis serves one process-local receive
+            # at a time per prefix, so engine and reply channels must share one.
+            self.channel_name = await layer.new_channel()
             self.spawn(self._listen(layer))
         await database_sync_to_async(hosts.host_register, thread_sensitive=False)(
             host_id=self.host_id, channel_name=self.channel_name
@@ -220,7 +222,7 @@ class Engine:
         self, channel: str, call_id: str, name: str, args: dict[str, Any]
     ) -> CommandReply | None:
         layer = get_channel_layer()
-        reply_to = await layer.new_channel(prefix="reply")
+        reply_to = await layer.new_channel()
         message: CommandMessage = {
             "type": "call.command",
             "call_id": call_id,
@@ -280,6 +282,7 @@ class Engine:
         beat_every = settings.ENGINE_HEARTBEAT_S
         reap_every = settings.CALL_REAPER_INTERVAL_S
         elapsed = 0
+        last_failure = ""
         while True:
             await asyncio.sleep(1)
             elapsed += 1
@@ -296,8 +299,13 @@ class Engine:
                     )()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("Engine housekeeping failed")
+            except Exception as exc:
+                # Once per distinct failure, not once a second while it lasts.
+                if repr(exc) != last_failure:
+                    logger.exception("Engine housekeeping failed")
+                last_failure = repr(exc)
+            else:
+                last_failure = ""
 
     async def _reconcile(self) -> None:
         """End local runtimes whose call another process has already ended."""

@@ -17,8 +17,15 @@ if REDIS_URL:
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{REDIS_KEY_PREFIX}:asgi"
     CACHES["default"]["KEY_PREFIX"] = REDIS_KEY_PREFIX
 
+# Test databases are named per run, so runs on one machine never share one.
+_run = os.environ.setdefault("SWITCHBOARD_TEST_RUN", uuid.uuid4().hex[:8])
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so background threads and subprocesses see the same data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{_run}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_switchboard_{_run}"}
+    # Engine threads open their own connections: close them after each use so the
+    # test database can be dropped at the end of the run.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 MEDIA_ROOT = VAR_DIR / "test-media"
