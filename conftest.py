@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -111,3 +112,47 @@ def is_problem(response: Any, status: int, code: str | None = None) -> dict[str,
 
 
 __all__ = ["Tenant", "is_problem", "make_tenant", "settings"]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    ws_url: str
+
+
+@pytest.fixture(scope="session")
+def asgi_server() -> Iterator[LiveServer]:
+    """The real ASGI application on a loopback port, served on this process's home loop.
+
+    Sharing the home loop with the call engine makes it the same arrangement as a server
+    process in production: sockets and runtimes in one loop, frames handed over directly.
+    """
+    import socket as socket_module
+
+    import uvicorn
+
+    from config import home
+    from config.asgi import application
+
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        application,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=128 * 1024,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    home.submit(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test ASGI server did not start")
+        time.sleep(0.02)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}")
+    server.should_exit = True

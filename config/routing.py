@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
+from calls.routing import websocket_urlpatterns as calls_websockets
 
-websocket_urlpatterns: list[Any] = []
+websocket_urlpatterns = [*calls_websockets]

@@ -59,6 +59,11 @@ class PlayoutBuffer:
         self._played_total += count
         return count
 
+    @property
+    def has_marks(self) -> bool:
+        """Return whether any mark waits to be played (cheap, for the per-tick path)."""
+        return bool(self._marks)
+
     def add_mark(self, name: str) -> None:
         """Record a mark that plays once everything written so far has played."""
         self._marks.append((name, self._written_total))

@@ -291,12 +291,12 @@ class Engine:
                 if elapsed % beat_every == 0:
                     await database_sync_to_async(
                         hosts.host_beat, thread_sensitive=False
-                    )(self.host_id)
+                    )(self.host_id, self.channel_name)
                     await self._reconcile()
                 if settings.CELERY_TASK_ALWAYS_EAGER and elapsed % reap_every == 0:
                     await database_sync_to_async(
                         hosts.reap_orphaned_calls, thread_sensitive=False
-                    )()
+                    )(alive_host=self.host_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

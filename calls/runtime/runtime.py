@@ -18,6 +18,7 @@ from config.api.errors import Conflict
 
 if TYPE_CHECKING:
     from calls.runtime.engine import Engine
+    from calls.runtime.media_link import MediaLink
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class CallRuntime:
         self.sources: list[OutboundSource] = []
         self.subscribers: list[MediaSubscriber] = []
         self.observers: list[CallObserver] = []
+        self.media_link: MediaLink | None = None
         self.media_frames = 0
         self._out = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         self._mix = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -99,6 +101,21 @@ class CallRuntime:
         for subscriber in self.subscribers:
             subscriber.on_media(inbound, out)
         self.media_frames += 1
+
+    def attach_media(self, link: MediaLink) -> None:
+        """Connect a live media socket: its audio out, the peer's audio and states in."""
+        self.media_link = link
+        self.sources.insert(0, link)
+        self.subscribers.append(link)
+        self.observers.append(link)
+
+    def detach_media(self, link: MediaLink) -> None:
+        """Disconnect a media socket; the call goes on without it."""
+        if self.media_link is link:
+            self.media_link = None
+        for members in (self.sources, self.subscribers, self.observers):
+            if link in members:
+                members.remove(link)
 
     @property
     def media_ms(self) -> int:

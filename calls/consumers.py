@@ -1,0 +1,211 @@
+"""The live media socket (DESIGN §5).
+
+``MediaConsumer`` is a Channels consumer with its own receive loop instead of Channels'
+generic dispatch: a media socket receives 50 frames a second, and the generic path
+(``await_many_dispatch`` plus closing stale database connections around every message)
+costs a thread hop per frame (see PERF-NOTES). The database is touched at connect only.
+Authorisation happens before ``accept``: a refused upgrade is answered with HTTP 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from calls.models import CallState
+from calls.runtime.engine import Engine, ensure_engine
+from calls.runtime.media_link import MediaLink
+from calls.runtime.runtime import CallRuntime
+from config.api.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+# A slow client gets at most this many 20 ms frames queued; older audio is dropped.
+MAX_QUEUED_AUDIO_FRAMES = 50
+CLOSE_REPLACED = 4409
+
+
+def _authorize(
+    headers: dict[bytes, bytes], session_id: str, call_id: str
+) -> dict[str, Any]:
+    from calls import selectors
+    from calls.api.serializers import call_snapshot
+    from config.api.auth import authenticate_key, bearer_token
+
+    authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+    api_key = authenticate_key(bearer_token(authorization))
+    environment = api_key.environment
+    session = selectors.session_get(environment, session_id)
+    call = selectors.call_get(environment, session, call_id)
+    return {
+        "call_id": str(call.public_id),
+        "host": call.host,
+        "state": call.state,
+        "snapshot": call_snapshot(call),
+    }
+
+
+authorize = database_sync_to_async(_authorize, thread_sensitive=False)
+
+
+class MediaConsumer(AsyncConsumer):
+    """One client's media socket for one call."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scope = scope
+        self._send = send
+        self._queue: deque[dict[str, Any]] = deque()
+        self._queued_audio = 0
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.dropped_frames = 0
+        self.link: MediaLink | None = None
+        self.runtime: CallRuntime | None = None
+
+        first = await receive()
+        if first["type"] != "websocket.connect":
+            return
+        kwargs = scope["url_route"]["kwargs"]
+        try:
+            call = await authorize(
+                dict(scope["headers"]), kwargs["session_id"], kwargs["call_id"]
+            )
+        except ApplicationError as refusal:
+            # Closing before accept makes the server answer the upgrade with HTTP 403.
+            await send({"type": "websocket.close", "code": 4000 + refusal.status})
+            return
+        await send({"type": "websocket.accept"})
+        sender = asyncio.get_running_loop().create_task(self._sender())
+        try:
+            engine = await ensure_engine()
+            if self._attach(engine, call):
+                await self._receive_loop(receive)
+        finally:
+            self._detach()
+            self._closed = True
+            self._wake.set()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    # ------------------------------------------------------------ attaching
+    def _attach(self, engine: Engine, call: dict[str, Any]) -> bool:
+        runtime = engine.runtimes.get(call["call_id"])
+        if runtime is None or runtime.state == CallState.ENDED:
+            snapshot = runtime.snapshot if runtime is not None else call["snapshot"]
+            if snapshot["state"] != CallState.ENDED:
+                self.send_json(
+                    {
+                        "type": "error",
+                        "code": "call_unavailable",
+                        "message": "This call's media is not served by this process.",
+                    }
+                )
+                self.close(1011)
+                return False
+            self.send_json({"type": "ended", "call": snapshot})
+            self.close(1000)
+            return False
+        link = MediaLink(
+            send_audio=self.send_audio,
+            send_json=self.send_json,
+            close=self.close,
+            capacity_ms=settings.MEDIA_BUFFER_CAPACITY_MS,
+            pause_ms=settings.MEDIA_BUFFER_PAUSE_MS,
+            resume_ms=settings.MEDIA_BUFFER_RESUME_MS,
+        )
+        previous = runtime.media_link
+        if previous is not None:
+            previous.send_json(
+                {
+                    "type": "error",
+                    "code": "replaced",
+                    "message": "Another media socket took over this call.",
+                }
+            )
+            previous.close(CLOSE_REPLACED)
+            runtime.detach_media(previous)
+        self.send_json(
+            {
+                "type": "ready",
+                "media": {
+                    "direction": "bidirectional",
+                    "encoding": "pcm_f32le",
+                    "sampleRate": 16000,
+                    "channels": 1,
+                    "frameMs": 20,
+                },
+                "call": runtime.snapshot,
+            }
+        )
+        runtime.attach_media(link)
+        self.link, self.runtime = link, runtime
+        return True
+
+    def _detach(self) -> None:
+        if self.runtime is not None and self.link is not None:
+            self.runtime.detach_media(self.link)
+        self.runtime = None
+
+    async def _receive_loop(self, receive: Any) -> None:
+        link = self.link
+        assert link is not None
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                data = message.get("bytes")
+                if data is not None:
+                    link.push_audio(data)
+                else:
+                    link.handle_text(message.get("text") or "")
+            elif kind == "websocket.disconnect":
+                return
+
+    # ------------------------------------------------------------ sending
+    def send_audio(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if self._queued_audio >= MAX_QUEUED_AUDIO_FRAMES:
+            self.dropped_frames += 1
+            return
+        self._queued_audio += 1
+        self._queue.append({"type": "websocket.send", "bytes": data})
+        self._wake.set()
+
+    def send_json(self, payload: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        self._queue.append({"type": "websocket.send", "text": json.dumps(payload)})
+        self._wake.set()
+
+    def close(self, code: int) -> None:
+        if self._closed:
+            return
+        self._queue.append({"type": "websocket.close", "code": code})
+        self._closed = True
+        self._detach()
+        self._wake.set()
+
+    async def _sender(self) -> None:
+        queue, send = self._queue, self._send
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while queue:
+                    message = queue.popleft()
+                    if "bytes" in message:
+                        self._queued_audio -= 1
+                    await send(message)
+                    if message["type"] == "websocket.close":
+                        return
+                if self._closed and not queue:
+                    return
+        except Exception:  # the client went away mid-send
+            logger.debug("Media socket send failed", exc_info=True)

@@ -1,0 +1,167 @@
+"""A live media socket's attachment to a call runtime (DESIGN §5), free of socket code.
+
+The link is the runtime's outbound source (the client's audio, through a bounded playout
+buffer), a media subscriber (the peer's frames go back to the client) and a call observer
+(state changes and the end). It speaks in frames through three callables the transport
+gives it, so the same link serves a local socket and the cross-process bridge.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from calls.media import SAMPLE_RATE
+from calls.media.codecs import InvalidPcm, decode_f32le
+from calls.media.playout import PlayoutBuffer
+
+SAMPLES_PER_MS = SAMPLE_RATE // 1000
+MAX_FRAME_BYTES = SAMPLE_RATE * 4  # one second of Float32 audio
+BUFFER_REPORT_TICKS = 10  # a `buffer` frame at least every 200 ms while audio waits
+MAX_MARK_NAME = 256
+
+
+class MediaLink:
+    def __init__(
+        self,
+        *,
+        send_audio: Callable[[bytes], None],
+        send_json: Callable[[dict[str, Any]], None],
+        close: Callable[[int], None],
+        capacity_ms: int,
+        pause_ms: int,
+        resume_ms: int,
+    ) -> None:
+        self.send_audio = send_audio
+        self.send_json = send_json
+        self.close = close
+        self.capacity_ms = capacity_ms
+        self.pause_ms = pause_ms
+        self.resume_ms = resume_ms
+        self.buffer = PlayoutBuffer(capacity_ms * SAMPLES_PER_MS)
+        self.paused = False
+        self._ticks_since_report = 0
+        self.frames_in = 0
+        self.frames_out = 0
+        self.dropped_ms = 0
+
+    # ------------------------------------------------------------ the client's side
+    def push_audio(self, data: bytes) -> None:
+        """Queue client audio for the peer; bad or overflowing audio becomes an error frame."""
+        if len(data) > MAX_FRAME_BYTES:
+            self.error(
+                "frame_too_large",
+                f"Binary frames carry at most 1 s of audio ({MAX_FRAME_BYTES} bytes); got {len(data)}.",
+            )
+            return
+        try:
+            samples = decode_f32le(data)
+        except InvalidPcm as exc:
+            self.error(exc.code, str(exc))
+            return
+        self.frames_in += 1
+        accepted = self.buffer.write(samples)
+        if accepted < len(samples):
+            dropped = (len(samples) - accepted) // SAMPLES_PER_MS
+            self.dropped_ms += dropped
+            self.error(
+                "buffer_overflow",
+                f"The playout buffer holds at most {self.capacity_ms} ms; {dropped} ms were dropped. "
+                f"Pause at bufferedMs ≥ {self.pause_ms} and resume at ≤ {self.resume_ms}.",
+            )
+        if not self.paused and self.buffered_ms >= self.pause_ms:
+            self.paused = True
+            self.report_buffer()
+
+    def handle_text(self, text: str) -> None:
+        """Apply a client text frame: ``clear`` or ``mark``; anything else is an error."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            self.error("invalid_message", "Text frames must be JSON objects.")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "clear":
+            self.clear()
+        elif kind == "mark":
+            name = message.get("name")
+            if not isinstance(name, str) or not 0 < len(name) <= MAX_MARK_NAME:
+                self.error(
+                    "invalid_message",
+                    f"A mark needs a `name` of 1 to {MAX_MARK_NAME} characters.",
+                )
+                return
+            self.buffer.add_mark(name)
+        else:
+            self.error(
+                "invalid_message",
+                'Unknown message; send {"type":"clear"} or {"type":"mark","name":"…"}.',
+            )
+
+    def clear(self) -> None:
+        """Barge-in: drop buffered audio now and answer every pending mark as cleared."""
+        for name in self.buffer.clear():
+            self.send_json({"type": "mark", "name": name, "cleared": True})
+        if self.paused:
+            self.paused = False
+        self.report_buffer()
+
+    def error(self, code: str, message: str) -> None:
+        self.send_json({"type": "error", "code": code, "message": message})
+
+    # ------------------------------------------------------------ the runtime's side
+    @property
+    def buffered_ms(self) -> int:
+        return self.buffer.buffered // SAMPLES_PER_MS
+
+    @property
+    def played_ms(self) -> int:
+        return self.buffer.played_total // SAMPLES_PER_MS
+
+    def report_buffer(self) -> None:
+        self._ticks_since_report = 0
+        self.send_json(
+            {
+                "type": "buffer",
+                "bufferedMs": self.buffered_ms,
+                "pauseMs": self.pause_ms,
+                "resumeMs": self.resume_ms,
+                "capacityMs": self.capacity_ms,
+            }
+        )
+
+    def read_into(self, out: np.ndarray) -> int:
+        """OutboundSource: the next 20 ms of client audio for the peer (per tick)."""
+        buffer = self.buffer
+        was_buffered = buffer.buffered
+        count = buffer.read_into(out)
+        if buffer.has_marks:
+            for name, _position in buffer.pop_played_marks():
+                self.send_json(
+                    {"type": "mark", "name": name, "playedMs": self.played_ms}
+                )
+        if was_buffered:
+            self._ticks_since_report += 1
+            if self.paused and self.buffered_ms <= self.resume_ms:
+                self.paused = False
+                self.report_buffer()
+            elif (
+                buffer.buffered == 0 or self._ticks_since_report >= BUFFER_REPORT_TICKS
+            ):
+                self.report_buffer()
+        return count
+
+    def on_media(self, inbound: np.ndarray, outbound: np.ndarray) -> None:
+        """MediaSubscriber: the peer's 20 ms goes to the client."""
+        self.frames_out += 1
+        self.send_audio(inbound.tobytes())
+
+    def on_call_update(self, snapshot: dict[str, Any]) -> None:
+        self.send_json({"type": "call_state", "call": snapshot})
+
+    def on_call_ended(self, snapshot: dict[str, Any]) -> None:
+        self.send_json({"type": "ended", "call": snapshot})
+        self.close(1000)
