@@ -232,6 +232,10 @@ SESSION_QR_TTL_S = env.int("SESSION_QR_TTL_S", 20, min_value=1)
 SIM_DIAL_MS = env.int("SIM_DIAL_MS", 300, min_value=0)
 SIM_RING_MS = env.int("SIM_RING_MS", 2000, min_value=0)
 SIM_HANGUP_AFTER_MS = env.int("SIM_HANGUP_AFTER_MS", 5000, min_value=0)
+# The live media socket's playout buffer (DESIGN §5).
+MEDIA_BUFFER_CAPACITY_MS = env.int("MEDIA_BUFFER_CAPACITY_MS", 10_000, min_value=1000)
+MEDIA_BUFFER_PAUSE_MS = env.int("MEDIA_BUFFER_PAUSE_MS", 500, min_value=40)
+MEDIA_BUFFER_RESUME_MS = env.int("MEDIA_BUFFER_RESUME_MS", 250, min_value=0)
 # A process hosting runtimes beats every ENGINE_HEARTBEAT_S; silent for ENGINE_STALE_AFTER_S,
 # its calls are ended `failed` by the reaper, which runs every CALL_REAPER_INTERVAL_S.
 ENGINE_HEARTBEAT_S = env.int("ENGINE_HEARTBEAT_S", 5, min_value=1)
