@@ -13,15 +13,18 @@ import asyncio
 import json
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
+from calls import hosts
 from calls.models import CallState
+from calls.runtime.bridge import SocketBridge
 from calls.runtime.engine import Engine, ensure_engine
-from calls.runtime.media_link import MediaLink
+from calls.runtime.media_link import MediaLink, ready_frame
 from calls.runtime.runtime import CallRuntime
 from config.api.errors import ApplicationError
 
@@ -29,7 +32,14 @@ logger = logging.getLogger(__name__)
 
 # A slow client gets at most this many 20 ms frames queued; older audio is dropped.
 MAX_QUEUED_AUDIO_FRAMES = 50
-CLOSE_REPLACED = 4409
+
+
+class MediaInput(Protocol):
+    """Where a socket's frames go: a local MediaLink or the bridge to another process."""
+
+    def push_audio(self, data: bytes) -> None: ...
+
+    def handle_text(self, text: str) -> None: ...
 
 
 def _authorize(
@@ -53,6 +63,7 @@ def _authorize(
 
 
 authorize = database_sync_to_async(_authorize, thread_sensitive=False)
+live_channel = database_sync_to_async(hosts.live_channel_of, thread_sensitive=False)
 
 
 class MediaConsumer(AsyncConsumer):
@@ -68,6 +79,7 @@ class MediaConsumer(AsyncConsumer):
         self.dropped_frames = 0
         self.link: MediaLink | None = None
         self.runtime: CallRuntime | None = None
+        self.bridge: SocketBridge | None = None
 
         first = await receive()
         if first["type"] != "websocket.connect":
@@ -85,85 +97,76 @@ class MediaConsumer(AsyncConsumer):
         sender = asyncio.get_running_loop().create_task(self._sender())
         try:
             engine = await ensure_engine()
-            if self._attach(engine, call):
-                await self._receive_loop(receive)
+            media = await self._attach(engine, call)
+            if media is not None:
+                await self._receive_loop(receive, media)
         finally:
             self._detach()
+            if self.bridge is not None:
+                await self.bridge.shut()
             self._closed = True
             self._wake.set()
             await asyncio.gather(sender, return_exceptions=True)
 
     # ------------------------------------------------------------ attaching
-    def _attach(self, engine: Engine, call: dict[str, Any]) -> bool:
+    async def _attach(self, engine: Engine, call: dict[str, Any]) -> MediaInput | None:
         runtime = engine.runtimes.get(call["call_id"])
-        if runtime is None or runtime.state == CallState.ENDED:
-            snapshot = runtime.snapshot if runtime is not None else call["snapshot"]
-            if snapshot["state"] != CallState.ENDED:
-                self.send_json(
-                    {
-                        "type": "error",
-                        "code": "call_unavailable",
-                        "message": "This call's media is not served by this process.",
-                    }
-                )
-                self.close(1011)
-                return False
+        if runtime is not None and runtime.state != CallState.ENDED:
+            link = MediaLink(
+                send_audio=self.send_audio,
+                send_json=self.send_json,
+                close=self.close,
+                capacity_ms=settings.MEDIA_BUFFER_CAPACITY_MS,
+                pause_ms=settings.MEDIA_BUFFER_PAUSE_MS,
+                resume_ms=settings.MEDIA_BUFFER_RESUME_MS,
+            )
+            self.send_json(ready_frame(runtime.snapshot))
+            runtime.attach_media(link)
+            self.link, self.runtime = link, runtime
+            return link
+        snapshot = runtime.snapshot if runtime is not None else call["snapshot"]
+        if snapshot["state"] == CallState.ENDED:
             self.send_json({"type": "ended", "call": snapshot})
             self.close(1000)
-            return False
-        link = MediaLink(
-            send_audio=self.send_audio,
-            send_json=self.send_json,
-            close=self.close,
-            capacity_ms=settings.MEDIA_BUFFER_CAPACITY_MS,
-            pause_ms=settings.MEDIA_BUFFER_PAUSE_MS,
-            resume_ms=settings.MEDIA_BUFFER_RESUME_MS,
-        )
-        previous = runtime.media_link
-        if previous is not None:
-            previous.send_json(
-                {
-                    "type": "error",
-                    "code": "replaced",
-                    "message": "Another media socket took over this call.",
-                }
+            return None
+        channel = await live_channel(call["host"])
+        layer = get_channel_layer()
+        if channel and layer is not None and channel != engine.channel_name:
+            bridge = SocketBridge(
+                layer,
+                channel,
+                send_audio=self.send_audio,
+                send_json=self.send_json,
+                close=self.close,
             )
-            previous.close(CLOSE_REPLACED)
-            runtime.detach_media(previous)
+            await bridge.open(call["call_id"])
+            self.bridge = bridge
+            return bridge
         self.send_json(
             {
-                "type": "ready",
-                "media": {
-                    "direction": "bidirectional",
-                    "encoding": "pcm_f32le",
-                    "sampleRate": 16000,
-                    "channels": 1,
-                    "frameMs": 20,
-                },
-                "call": runtime.snapshot,
+                "type": "error",
+                "code": "call_unavailable",
+                "message": "The process hosting this call is not answering; reconnect shortly.",
             }
         )
-        runtime.attach_media(link)
-        self.link, self.runtime = link, runtime
-        return True
+        self.close(1011)
+        return None
 
     def _detach(self) -> None:
         if self.runtime is not None and self.link is not None:
             self.runtime.detach_media(self.link)
         self.runtime = None
 
-    async def _receive_loop(self, receive: Any) -> None:
-        link = self.link
-        assert link is not None
+    async def _receive_loop(self, receive: Any, media: MediaInput) -> None:
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
                 data = message.get("bytes")
                 if data is not None:
-                    link.push_audio(data)
+                    media.push_audio(data)
                 else:
-                    link.handle_text(message.get("text") or "")
+                    media.handle_text(message.get("text") or "")
             elif kind == "websocket.disconnect":
                 return
 

@@ -114,3 +114,38 @@ def test_the_reaper_ends_the_calls_of_a_killed_process(
         assert call.state == CallState.ENDED, "the reaper did not end the orphaned call"
         assert call.end_reason == "failed"
         assert time.monotonic() - killed_at < 60
+
+
+def test_a_media_socket_on_another_process_still_echoes_sample_exact(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from calls.tests.media_client import MediaClient, chirp, find
+
+    headers = {"Authorization": f"Bearer {tenant.test_key}"}
+    with daphne(tmp_path, "a", **FAST) as a, daphne(tmp_path, "b", **FAST) as b:
+        via_a = httpx.Client(base_url=a.url, headers=headers, timeout=20)
+        session_id = _ready_session(via_a)
+        call_id = via_a.post(
+            f"/api/v1/sessions/{session_id}/calls",
+            json={"to": "15550000001@s.whatsapp.net"},
+        ).json()["data"]["callId"]
+        _wait_state(via_a, f"/api/v1/sessions/{session_id}/calls/{call_id}", "active")
+        url = f"ws://127.0.0.1:{b.port}/api/v1/sessions/{session_id}/calls/{call_id}/media"
+        signal = chirp(1.0)
+
+        async def scenario() -> None:
+            async with MediaClient(url, tenant.test_key) as client:
+                await client.wait_for(lambda: client.messages, timeout=10)
+                assert client.messages[0][1]["type"] == "ready"
+                await client.stream(signal)
+                await client.send_json({"type": "mark", "name": "done"})
+                await client.wait_for(
+                    lambda: find(client.received(), signal) >= 0, timeout=10
+                )
+                marks = await client.wait_for(lambda: client.of_type("mark"), timeout=5)
+                assert marks[0]["name"] == "done" and marks[0]["playedMs"] == 1000
+
+        asyncio.run(scenario())
+        assert "Traceback" not in a.output() + b.output(), a.output() + b.output()

@@ -25,6 +25,7 @@ from calls.carriers import get_carrier
 from calls.carriers.base import LegInfo
 from calls.models import CallState, Direction, EndReason
 from calls.runtime import store
+from calls.runtime.bridge import HostBridge
 from calls.runtime.clock import MediaClock
 from calls.runtime.runtime import CallRuntime
 from config.api.errors import ApplicationError, Conflict, ServiceUnavailable
@@ -78,6 +79,7 @@ class Engine:
         self.clock = MediaClock(on_error=self._tick_failed)
         self.runtimes: dict[str, CallRuntime] = {}
         self.channel_name = ""
+        self.bridge: HostBridge | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -243,7 +245,8 @@ class Engine:
         return reply
 
     async def _listen(self, layer: Any) -> None:
-        """Serve commands other processes send to this engine's channel."""
+        """Serve commands and bridged media that other processes send to this engine."""
+        bridge = self.bridge = HostBridge(self, layer)
         while True:
             try:
                 message = await layer.receive(self.channel_name)
@@ -253,8 +256,15 @@ class Engine:
                 logger.exception("Engine channel receive failed")
                 await asyncio.sleep(1)
                 continue
-            if message.get("type") == "call.command":
+            kind = message.get("type")
+            if kind == "call.command":
                 self.spawn(self._serve(layer, message))
+            elif kind == "media.in":
+                bridge.incoming(message)
+            elif kind == "media.attach":
+                bridge.attach(message)
+            elif kind == "media.detach":
+                bridge.detach(message)
 
     async def _serve(self, layer: Any, message: CommandMessage) -> None:
         reply: CommandReply = {

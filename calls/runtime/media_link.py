@@ -24,6 +24,24 @@ BUFFER_REPORT_TICKS = 10  # a `buffer` frame at least every 200 ms while audio w
 MAX_MARK_NAME = 256
 
 
+CLOSE_REPLACED = 4409
+
+
+def ready_frame(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The first frame of every media socket."""
+    return {
+        "type": "ready",
+        "media": {
+            "direction": "bidirectional",
+            "encoding": "pcm_f32le",
+            "sampleRate": SAMPLE_RATE,
+            "channels": 1,
+            "frameMs": 20,
+        },
+        "call": snapshot,
+    }
+
+
 class MediaLink:
     def __init__(
         self,
@@ -161,6 +179,11 @@ class MediaLink:
 
     def on_call_update(self, snapshot: dict[str, Any]) -> None:
         self.send_json({"type": "call_state", "call": snapshot})
+
+    def replaced(self) -> None:
+        """Another socket took over the call: tell this one and close it."""
+        self.error("replaced", "Another media socket took over this call.")
+        self.close(CLOSE_REPLACED)
 
     def on_call_ended(self, snapshot: dict[str, Any]) -> None:
         self.send_json({"type": "ended", "call": snapshot})

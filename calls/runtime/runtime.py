@@ -103,7 +103,11 @@ class CallRuntime:
         self.media_frames += 1
 
     def attach_media(self, link: MediaLink) -> None:
-        """Connect a live media socket: its audio out, the peer's audio and states in."""
+        """Connect a live media socket (one per call: it replaces the previous one)."""
+        previous = self.media_link
+        if previous is not None:
+            self.detach_media(previous)
+            previous.replaced()
         self.media_link = link
         self.sources.insert(0, link)
         self.subscribers.append(link)

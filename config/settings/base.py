@@ -236,6 +236,9 @@ SIM_HANGUP_AFTER_MS = env.int("SIM_HANGUP_AFTER_MS", 5000, min_value=0)
 MEDIA_BUFFER_CAPACITY_MS = env.int("MEDIA_BUFFER_CAPACITY_MS", 10_000, min_value=1000)
 MEDIA_BUFFER_PAUSE_MS = env.int("MEDIA_BUFFER_PAUSE_MS", 500, min_value=40)
 MEDIA_BUFFER_RESUME_MS = env.int("MEDIA_BUFFER_RESUME_MS", 250, min_value=0)
+# Frames per channel-layer message when a media socket lands in another process than its
+# call (the exceptional path): fewer messages, but up to this many frames more latency.
+MEDIA_BRIDGE_BATCH_FRAMES = env.int("MEDIA_BRIDGE_BATCH_FRAMES", 5, min_value=1, max_value=50)
 # A process hosting runtimes beats every ENGINE_HEARTBEAT_S; silent for ENGINE_STALE_AFTER_S,
 # its calls are ended `failed` by the reaper, which runs every CALL_REAPER_INTERVAL_S.
 ENGINE_HEARTBEAT_S = env.int("ENGINE_HEARTBEAT_S", 5, min_value=1)
