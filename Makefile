@@ -26,7 +26,7 @@ migrate: install
 run: migrate
 	@$(BIN)/python manage.py bootstrap_demo
 	@echo "==> Serving API, media sockets, admin and dashboard on http://$(HOST):$(PORT) (Ctrl-C stops)"
-	$(BIN)/daphne --bind $(HOST) --port $(PORT) --proxy-headers config.asgi:application
+	$(BIN)/daphne --bind $(HOST) --port $(PORT) --proxy-headers --websocket-max-message-size 131072 config.asgi:application
 
 lint: install
 	@echo "==> ruff"
