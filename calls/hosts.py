@@ -13,6 +13,7 @@ from django.utils import timezone
 from calls import services
 from calls.api.serializers import call_snapshot
 from calls.models import Call, CallState, EndReason, EngineHost
+from calls.runtime import hooks as runtime_hooks
 
 
 def host_register(*, host_id: str, channel_name: str) -> EngineHost:
@@ -68,6 +69,7 @@ def reap_orphaned_calls(*, alive_host: str | None = None) -> int:
         if services.call_transition(
             call_id=pk, to=CallState.ENDED, end_reason=EndReason.FAILED
         ):
+            runtime_hooks.call_reaped(pk)
             count += 1
     EngineHost.objects.filter(last_seen__lt=stale - timedelta(hours=1)).delete()
     return count

@@ -24,7 +24,7 @@ from calls import hosts
 from calls.carriers import get_carrier
 from calls.carriers.base import LegInfo
 from calls.models import CallState, Direction, EndReason
-from calls.runtime import store
+from calls.runtime import hooks, store
 from calls.runtime.bridge import HostBridge
 from calls.runtime.clock import MediaClock
 from calls.runtime.runtime import CallRuntime
@@ -214,7 +214,11 @@ class Engine:
             raise Conflict("The call has ended.", code="call_not_active")
         if name == "end":
             ended = await store.transition(pk, CallState.ENDED, EndReason.FAILED)
-            return ended or await store.snapshot(pk)
+            if ended is None:
+                return await store.snapshot(pk)
+            # The runtime is gone with its process: finish what it left, as the reaper does.
+            await database_sync_to_async(hooks.call_reaped, thread_sensitive=False)(pk)
+            return ended
         raise ServiceUnavailable(
             "The process hosting this call is not answering; try again shortly.",
             code="call_host_unavailable",

@@ -13,7 +13,7 @@ from django.conf import settings
 from calls.carriers.base import CarrierLeg, Frame
 from calls.media import FRAME_SAMPLES
 from calls.models import CallState, Direction, EndReason
-from calls.runtime import store
+from calls.runtime import hooks, store
 from config.api.errors import Conflict
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ class CallRuntime:
             self._media_on()
 
     def _media_on(self) -> None:
+        hooks.call_active(self)
         self.engine.clock.add(self)
         self._later(settings.CALL_MAX_DURATION_S, self.end, EndReason.MAX_DURATION)
 
@@ -197,6 +198,7 @@ class CallRuntime:
             timer.cancel()
         self._timers.clear()
         self.engine.clock.remove(self)
+        hooks.call_ended(self)
         for observer in list(self.observers):
             try:
                 observer.on_call_ended(self.snapshot)
