@@ -39,3 +39,29 @@ def memberships_of(user: Any) -> QuerySet[Membership]:
         .filter(user=user)
         .order_by("account__name")
     )
+
+
+# The dashboard keeps the environment a user is looking at in the login session.
+DASHBOARD_ENVIRONMENT_KEY = "sb_environment"
+
+
+def membership_environment(
+    user: Any, environment_public_id: object
+) -> tuple[Environment, Membership] | None:
+    """The environment (and the user's membership of its account), if the user belongs to it."""
+    from config.tenancy import parse_public_id
+
+    parsed = parse_public_id(environment_public_id)
+    if parsed is None or not getattr(user, "is_authenticated", False):
+        return None
+    environment = (
+        Environment.objects.select_related("account").filter(public_id=parsed).first()
+    )
+    if environment is None:
+        return None
+    membership = Membership.objects.filter(
+        user=user, account=environment.account
+    ).first()
+    if membership is None:
+        return None
+    return environment, membership

@@ -5,6 +5,8 @@ generic dispatch: a media socket receives 50 frames a second, and the generic pa
 (``await_many_dispatch`` plus closing stale database connections around every message)
 costs a thread hop per frame (see PERF-NOTES). The database is touched at connect only.
 Authorisation happens before ``accept``: a refused upgrade is answered with HTTP 403.
+Clients authenticate with an API key; the dashboard's call console (a browser, which
+cannot set headers on a WebSocket) with its login session, from an allowed origin.
 """
 
 from __future__ import annotations
@@ -13,20 +15,23 @@ import asyncio
 import json
 import logging
 from collections import deque
+from http.cookies import SimpleCookie
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from accounts.models import Environment
 from calls import hosts
 from calls.models import CallState
 from calls.runtime.bridge import SocketBridge
 from calls.runtime.engine import Engine, ensure_engine
 from calls.runtime.media_link import MediaLink, ready_frame
 from calls.runtime.runtime import CallRuntime
-from config.api.errors import ApplicationError
+from config.api.errors import ApplicationError, Forbidden, Unauthenticated
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,54 @@ class MediaInput(Protocol):
     def handle_text(self, text: str) -> None: ...
 
 
+def _same_origin(headers: dict[bytes, bytes]) -> bool:
+    """Browsers send Origin; it must be this site or a trusted origin (CSRF_TRUSTED_ORIGINS)."""
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin:
+        return False
+    host = headers.get(b"host", b"").decode("latin-1")
+    if urlsplit(origin).netloc == host:
+        return True
+    return origin in settings.CSRF_TRUSTED_ORIGINS
+
+
+def _environment_from_login(headers: dict[bytes, bytes]) -> Environment:
+    """The dashboard's call console: the login session, its chosen environment, an allowed origin."""
+    from importlib import import_module
+
+    from django.contrib.auth import SESSION_KEY, get_user_model
+
+    from accounts.selectors import DASHBOARD_ENVIRONMENT_KEY, membership_environment
+
+    cookies = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None:
+        raise Unauthenticated(
+            "Send your API key as `Authorization: Bearer <key>`.",
+            code="missing_api_key",
+        )
+    if not _same_origin(headers):
+        raise Forbidden(
+            "This origin may not open media sockets with a login session.",
+            code="origin_not_allowed",
+        )
+    store = import_module(settings.SESSION_ENGINE).SessionStore(morsel.value)
+    user = (
+        get_user_model()
+        .objects.filter(pk=store.get(SESSION_KEY), is_active=True)
+        .first()
+    )
+    found = membership_environment(user, store.get(DASHBOARD_ENVIRONMENT_KEY))
+    if found is None:
+        raise Unauthenticated("Log in to the dashboard first.", code="login_required")
+    environment, membership = found
+    if not membership.can_manage:
+        raise Forbidden(
+            "Only owners and admins can talk in calls.", code="role_forbidden"
+        )
+    return environment
+
+
 def _authorize(
     headers: dict[bytes, bytes], session_id: str, call_id: str
 ) -> dict[str, Any]:
@@ -50,8 +103,10 @@ def _authorize(
     from config.api.auth import authenticate_key, bearer_token
 
     authorization = headers.get(b"authorization", b"").decode("latin-1") or None
-    api_key = authenticate_key(bearer_token(authorization))
-    environment = api_key.environment
+    if authorization is None and b"cookie" in headers:
+        environment = _environment_from_login(headers)
+    else:
+        environment = authenticate_key(bearer_token(authorization)).environment
     session = selectors.session_get(environment, session_id)
     call = selectors.call_get(environment, session, call_id)
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -126,7 +127,9 @@ def test_faster_than_real_time_audio_is_paced_with_buffer_watermarks(
             assert any(level <= 250 for level in levels[paused_at:]), levels
             # Reports at least every 200 ms while audio waits.
             times = [t for t, m in client.messages if m["type"] == "buffer"]
-            gaps = np.diff([t for t, level in zip(times, levels, strict=True) if level > 0])
+            gaps = np.diff(
+                [t for t, level in zip(times, levels, strict=True) if level > 0]
+            )
             assert gaps.max() <= 0.200 + 0.060, gaps.max()
             # Three seconds of audio sent at once still plays (and echoes) at real time.
             echo_times = [t for t, frame in client.audio if frame.any()]
@@ -354,3 +357,48 @@ def test_strangers_are_refused_before_accept(
     assert _refused(unknown, tenant.test_key) == 403
     account_services.api_key_revoke(api_key=ApiKey.objects.get(environment=tenant.test))
     assert _refused(url, tenant.test_key) == 403
+
+
+def _login_cookie(tenant: Tenant, role: str, environment: Any) -> str:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from accounts.models import Membership
+    from accounts.selectors import DASHBOARD_ENVIRONMENT_KEY
+
+    user = get_user_model().objects.create_user(f"{role}-user", password="pw-123456789")
+    Membership.objects.create(user=user, account=tenant.account, role=role)
+    browser = Client()
+    browser.force_login(user)
+    session = browser.session
+    session[DASHBOARD_ENVIRONMENT_KEY] = str(environment.public_id)
+    session.save()
+    return f"sessionid={browser.cookies['sessionid'].value}"
+
+
+def _open_with_cookie(url: str, cookie: str, origin: str) -> int:
+    async def attempt() -> int:
+        try:
+            async with websockets.connect(
+                url, additional_headers={"Cookie": cookie, "Origin": origin}
+            ) as ws:
+                ready = json.loads(await ws.recv())
+                return 101 if ready["type"] == "ready" else 0
+        except websockets.InvalidStatus as refusal:
+            return refusal.response.status_code
+
+    return asyncio.run(attempt())
+
+
+def test_the_dashboard_console_opens_the_socket_with_its_login_session(
+    live_call, tenant: Tenant, asgi_server: LiveServer
+) -> None:
+    url, _, _ = live_call
+    same_origin = asgi_server.url
+    owner = _login_cookie(tenant, "owner", tenant.test)
+    assert _open_with_cookie(url, owner, same_origin) == 101
+    assert _open_with_cookie(url, owner, "https://evil.example") == 403
+    member = _login_cookie(tenant, "member", tenant.test)
+    assert _open_with_cookie(url, member, same_origin) == 403
+    looking_at_live = _login_cookie(tenant, "admin", tenant.live)
+    assert _open_with_cookie(url, looking_at_live, same_origin) == 403
