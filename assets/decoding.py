@@ -74,15 +74,16 @@ class SniffedFormat:
     name: str
     content_type: str
     label: str
+    extension: str
 
 
-WAV = SniffedFormat("wav", "audio/wav", "WAV")
-FLAC = SniffedFormat("flac", "audio/flac", "FLAC")
-OGG_VORBIS = SniffedFormat("ogg_vorbis", "audio/ogg", "Ogg Vorbis")
-OPUS = SniffedFormat("opus", "audio/opus", "Opus")
-MP3 = SniffedFormat("mp3", "audio/mpeg", "MP3")
-AIFF = SniffedFormat("aiff", "audio/aiff", "AIFF")
-M4A = SniffedFormat("m4a", "audio/mp4", "M4A")
+WAV = SniffedFormat("wav", "audio/wav", "WAV", "wav")
+FLAC = SniffedFormat("flac", "audio/flac", "FLAC", "flac")
+OGG_VORBIS = SniffedFormat("ogg_vorbis", "audio/ogg", "Ogg Vorbis", "ogg")
+OPUS = SniffedFormat("opus", "audio/opus", "Opus", "opus")
+MP3 = SniffedFormat("mp3", "audio/mpeg", "MP3", "mp3")
+AIFF = SniffedFormat("aiff", "audio/aiff", "AIFF", "aiff")
+M4A = SniffedFormat("m4a", "audio/mp4", "M4A", "m4a")
 
 # libsndfile detects formats on its own; decoding proceeds only when it agrees with us.
 _SNDFILE_FORMATS = {
@@ -126,7 +127,7 @@ def sniff(head: bytes) -> SniffedFormat | None:
     if tag_end is not None:
         if tag_end + 4 > len(head):
             # The tag (often cover art) outlasts the window; MPEG is what ID3 usually
-            # precedes, and decode_to_mono16k looks past the tag before trusting this.
+            # precedes, and inspect_file looks past the tag before trusting this.
             return MP3
         inner = sniff(head[tag_end:])
         return inner if inner in (MP3, FLAC) else None
@@ -135,10 +136,22 @@ def sniff(head: bytes) -> SniffedFormat | None:
     return None
 
 
-def decode_to_mono16k(path: str | Path, *, max_seconds: float) -> DecodedAudio:
-    """Decode an audio file to float32 mono 16 kHz, or raise AudioRejected."""
-    if max_seconds <= 0:
-        raise ValueError("max_seconds must be positive")
+def unsupported_format() -> AudioRejected:
+    """The rejection of bytes that are not an accepted audio format."""
+    return AudioRejected(
+        "unsupported_format",
+        "This is not an audio format we accept. Accepted formats: "
+        + ", ".join(ACCEPTED_FORMATS)
+        + ".",
+    )
+
+
+def inspect_file(path: str | Path) -> SniffedFormat:
+    """Check a file's size, magic numbers and header fields without decoding it.
+
+    Cheap and bounded (a few KiB are read): fit for the request path. Raises
+    AudioRejected for what the first bytes already show is wrong.
+    """
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
@@ -149,15 +162,19 @@ def decode_to_mono16k(path: str | Path, *, max_seconds: float) -> DecodedAudio:
         )
     head, fmt = _sniff_file(path)
     if fmt is None:
-        raise AudioRejected(
-            "unsupported_format",
-            "This is not an audio format we accept. Accepted formats: "
-            + ", ".join(ACCEPTED_FORMATS)
-            + ".",
-        )
+        raise unsupported_format()
     problem = _header_problem(fmt, head)
     if problem:
         raise AudioRejected("invalid_header", f"The {fmt.label} header {problem}.")
+    return fmt
+
+
+def decode_to_mono16k(path: str | Path, *, max_seconds: float) -> DecodedAudio:
+    """Decode an audio file to float32 mono 16 kHz, or raise AudioRejected."""
+    if max_seconds <= 0:
+        raise ValueError("max_seconds must be positive")
+    path = Path(path)
+    fmt = inspect_file(path)
     if fmt is M4A:
         return _decode_with_pyav(path, fmt, max_seconds)
     return _decode_with_libsndfile(path, fmt, max_seconds)

@@ -14,6 +14,10 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from config.lifespan import HomeLoopApp  # noqa: E402
+from config.server import disable_twisted_form_parsing  # noqa: E402
+
+# Uploads must not cost Daphne many times their size in memory.
+disable_twisted_form_parsing()
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 application = HomeLoopApp(

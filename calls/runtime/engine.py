@@ -192,15 +192,10 @@ class Engine:
     async def _run_local(
         self, runtime: CallRuntime, name: str, args: dict[str, Any]
     ) -> dict[str, Any]:
-        if name == "end":
-            return await runtime.end(args.get("reason") or EndReason.COMPLETED)
-        if name == "accept":
-            return await runtime.accept()
-        if name == "reject":
-            return await runtime.reject()
-        if name == "mute":
-            return await runtime.mute(bool(args["muted"]))
-        raise ValueError(f"unknown command {name!r}")
+        handler = _handlers.get(name)
+        if handler is None:
+            raise ValueError(f"unknown command {name!r}")
+        return await handler(runtime, args)
 
     async def _orphan_command(self, call_id: str, name: str) -> dict[str, Any]:
         """No runtime answers for this call: it has ended, or its host died."""

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "accounts",
     "events",
     "calls",
+    "assets",
 ]
 
 MIDDLEWARE = [
@@ -238,12 +239,31 @@ MEDIA_BUFFER_PAUSE_MS = env.int("MEDIA_BUFFER_PAUSE_MS", 500, min_value=40)
 MEDIA_BUFFER_RESUME_MS = env.int("MEDIA_BUFFER_RESUME_MS", 250, min_value=0)
 # Frames per channel-layer message when a media socket lands in another process than its
 # call (the exceptional path): fewer messages, but up to this many frames more latency.
-MEDIA_BRIDGE_BATCH_FRAMES = env.int("MEDIA_BRIDGE_BATCH_FRAMES", 5, min_value=1, max_value=50)
+MEDIA_BRIDGE_BATCH_FRAMES = env.int(
+    "MEDIA_BRIDGE_BATCH_FRAMES", 5, min_value=1, max_value=50
+)
 # A process hosting runtimes beats every ENGINE_HEARTBEAT_S; silent for ENGINE_STALE_AFTER_S,
 # its calls are ended `failed` by the reaper, which runs every CALL_REAPER_INTERVAL_S.
 ENGINE_HEARTBEAT_S = env.int("ENGINE_HEARTBEAT_S", 5, min_value=1)
 ENGINE_STALE_AFTER_S = env.int("ENGINE_STALE_AFTER_S", 30, min_value=2)
 CALL_REAPER_INTERVAL_S = env.int("CALL_REAPER_INTERVAL_S", 15, min_value=1)
+
+# Audio assets (DESIGN §7). An upload past ASSET_MAX_UPLOAD_BYTES is refused with 413 as
+# soon as its Content-Length or its running size shows it (assets/uploads.py). Decoded
+# audio longer than ASSET_MAX_DURATION_S fails: it bounds a worker's memory (decoding
+# holds 16 kHz float32, 3.8 MB a minute) and a playing call's (16-bit, 1.9 MB a minute).
+ASSET_MAX_UPLOAD_BYTES = 32 * 1024 * 1024
+ASSET_MAX_DURATION_S = env.int(
+    "ASSET_MAX_DURATION_S", 1800, min_value=1, max_value=14400
+)
+# Route decoding to its own Celery queue (workers started with `-Q <name>`); unset: the
+# default queue.
+ASSET_DECODE_QUEUE = env.optional_str("ASSET_DECODE_QUEUE")
+# Django's defaults, stated because uploads rely on them: the ASGI handler spools a
+# request body to disk past FILE_UPLOAD_MAX_MEMORY_SIZE; form fields other than files
+# may total DATA_UPLOAD_MAX_MEMORY_SIZE.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,145 @@
+"""Decoding's edges: deletion races, broker failures, crashes, redelivery, dead hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assets import decoding, services
+from assets.models import AssetStatus, AudioAsset
+from assets.tasks import asset_decode
+from assets.tests.conftest import ASSETS, FIXTURES, stored_files, upload
+from calls.models import Call, CallState, Direction, EndReason
+from calls.runtime import hooks
+from conftest import Tenant
+from events.models import Event
+from events.services import event_emit
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("decode_in_process"),
+]
+
+
+def _processing_asset(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> AudioAsset:
+    """An uploaded asset whose decoding has not run yet."""
+    monkeypatch.setattr(services, "_enqueue_decoding", lambda asset_id: None)
+    response = upload(tenant.client(), FIXTURES / "speech_8k_mulaw.wav")
+    monkeypatch.undo()
+    asset = AudioAsset.objects.get(public_id=response.json()["data"]["id"])
+    assert asset.status == AssetStatus.PROCESSING
+    return asset
+
+
+def test_asset_deleted_while_decoding_leaves_no_file(
+    tenant: Tenant, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asset = _processing_asset(tenant, monkeypatch)
+    decode = decoding.decode_to_mono16k
+
+    def decode_then_lose_the_asset(path: Any, **kwargs: Any) -> Any:
+        decoded = decode(path, **kwargs)
+        services.asset_delete(asset=asset)
+        return decoded
+
+    monkeypatch.setattr(decoding, "decode_to_mono16k", decode_then_lose_the_asset)
+
+    assert services.asset_process(asset_id=str(asset.public_id)) is None
+
+    assert not AudioAsset.objects.exists()
+    assert stored_files(media_root) == []
+    assert not Event.objects.filter(type__startswith="asset.").exists()
+
+
+def test_task_for_a_deleted_asset_does_nothing(
+    tenant: Tenant, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asset = _processing_asset(tenant, monkeypatch)
+    services.asset_delete(asset=asset)
+
+    assert asset_decode.apply(args=(str(asset.public_id),)).get() is None
+    assert stored_files(media_root) == []
+
+
+def test_redelivered_task_changes_nothing_once_ready(tenant: Tenant) -> None:
+    created = upload(tenant.client(), FIXTURES / "speech_8k_mulaw.wav").json()["data"]
+
+    assert asset_decode.apply(args=(created["id"],)).get() == "ready"
+    assert Event.objects.filter(type="asset.ready").count() == 1
+
+
+def test_broker_refusing_the_task_fails_the_asset_instead_of_leaving_it_processing(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(asset_decode, "apply_async", refuse)
+    client = tenant.client()
+
+    created = upload(client, FIXTURES / "speech_8k_mulaw.wav").json()["data"]
+
+    got = client.get(f"{ASSETS}/{created['id']}").json()["data"]
+    assert got["status"] == "failed"
+    assert "could not be queued" in got["error"]
+
+
+def test_decoder_crash_fails_the_asset_with_a_clear_error(
+    tenant: Tenant, media_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(decoding, "decode_to_mono16k", out_of_memory)
+    client = tenant.client()
+
+    created = upload(client, FIXTURES / "speech_8k_mulaw.wav").json()["data"]
+
+    got = client.get(f"{ASSETS}/{created['id']}").json()["data"]
+    assert got["status"] == "failed"
+    assert got["error"] == "The file could not be decoded as audio."
+    assert AudioAsset.objects.get(public_id=created["id"]).error_code == "decode_error"
+    assert stored_files(media_root) == []
+
+
+def test_reaped_call_finishes_the_playbacks_its_dead_process_left_open(
+    tenant: Tenant,
+) -> None:
+    from calls import services as call_services
+
+    session = call_services.session_create(environment=tenant.test, display_name="x")
+    call = Call.objects.create(
+        environment=tenant.test,
+        session=session,
+        peer_jid="15550000001@s.whatsapp.net",
+        direction=Direction.OUTGOING,
+        state=CallState.ENDED,
+        end_reason=EndReason.FAILED,
+        ended_at=session.created_at,
+        host="gone",
+    )
+    call_id = str(call.public_id)
+    for type, playback in (
+        ("call.playback.started", "p-done"),
+        ("call.playback.finished", "p-done"),
+        ("call.playback.started", "p-open"),
+    ):
+        event_emit(
+            environment=tenant.test,
+            type=type,
+            data={"callId": call_id, "playbackId": playback, "assetId": "a"},
+            session_public_id=session.public_id,
+        )
+
+    hooks.call_reaped(call.pk)
+    hooks.call_reaped(call.pk)  # a second reap finds nothing left open
+
+    finished = Event.objects.filter(
+        type="call.playback.finished", data__callId=call_id
+    ).order_by("id")
+    assert [(e.data["playbackId"], e.data.get("reason")) for e in finished] == [
+        ("p-done", None),
+        ("p-open", "call_ended"),
+    ]
