@@ -12,6 +12,7 @@ cannot set headers on a WebSocket) with its login session, from an allowed origi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -129,7 +130,7 @@ class MediaConsumer(AsyncConsumer):
         self._send = send
         self._queue: deque[dict[str, Any]] = deque()
         self._queued_audio = 0
-        self._wake = asyncio.Event()
+        self._draining: asyncio.Task[None] | None = None
         self._closed = False
         self.dropped_frames = 0
         self.link: MediaLink | None = None
@@ -149,7 +150,6 @@ class MediaConsumer(AsyncConsumer):
             await send({"type": "websocket.close", "code": 4000 + refusal.status})
             return
         await send({"type": "websocket.accept"})
-        sender = asyncio.get_running_loop().create_task(self._sender())
         try:
             engine = await ensure_engine()
             media = await self._attach(engine, call)
@@ -160,8 +160,8 @@ class MediaConsumer(AsyncConsumer):
             if self.bridge is not None:
                 await self.bridge.shut()
             self._closed = True
-            self._wake.set()
-            await asyncio.gather(sender, return_exceptions=True)
+            if self._draining is not None:
+                await asyncio.gather(self._draining, return_exceptions=True)
 
     # ------------------------------------------------------------ attaching
     async def _attach(self, engine: Engine, call: dict[str, Any]) -> MediaInput | None:
@@ -227,43 +227,62 @@ class MediaConsumer(AsyncConsumer):
 
     # ------------------------------------------------------------ sending
     def send_audio(self, data: bytes) -> None:
-        if self._closed:
-            return
         if self._queued_audio >= MAX_QUEUED_AUDIO_FRAMES:
             self.dropped_frames += 1
             return
-        self._queued_audio += 1
-        self._queue.append({"type": "websocket.send", "bytes": data})
-        self._wake.set()
+        self._enqueue({"type": "websocket.send", "bytes": data})
 
     def send_json(self, payload: dict[str, Any]) -> None:
-        if self._closed:
-            return
-        self._queue.append({"type": "websocket.send", "text": json.dumps(payload)})
-        self._wake.set()
+        self._enqueue({"type": "websocket.send", "text": json.dumps(payload)})
 
     def close(self, code: int) -> None:
+        self._enqueue({"type": "websocket.close", "code": code})
+        self._detach()
+
+    def _enqueue(self, message: dict[str, Any]) -> None:
+        """Send in order; right away when nothing waits, without a task switch."""
         if self._closed:
             return
-        self._queue.append({"type": "websocket.close", "code": code})
-        self._closed = True
-        self._detach()
-        self._wake.set()
+        if message["type"] == "websocket.close":
+            self._closed = True
+        if self._draining is not None or self._queue:
+            if "bytes" in message:
+                self._queued_audio += 1
+            self._queue.append(message)
+            return
+        # The server's send() normally completes without suspending; step it here and
+        # hand it to a task only if the socket pushes back.
+        pending = self._send(message)
+        try:
+            waiting_on = pending.send(None)
+        except StopIteration:
+            return
+        except Exception:  # the client went away
+            self._closed = True
+            logger.debug("Media socket send failed", exc_info=True)
+            return
+        self._draining = asyncio.get_running_loop().create_task(
+            self._drain(pending, waiting_on)
+        )
 
-    async def _sender(self) -> None:
-        queue, send = self._queue, self._send
+    async def _drain(self, pending: Any, waiting_on: Any) -> None:
+        """Finish a send that suspended, then everything queued behind it."""
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while queue:
-                    message = queue.popleft()
-                    if "bytes" in message:
-                        self._queued_audio -= 1
-                    await send(message)
-                    if message["type"] == "websocket.close":
-                        return
-                if self._closed and not queue:
-                    return
+                # The suspended send sees its future's outcome itself when resumed.
+                with contextlib.suppress(Exception):
+                    await (waiting_on if waiting_on is not None else asyncio.sleep(0))
+                try:
+                    waiting_on = pending.send(None)
+                except StopIteration:
+                    break
+            while self._queue:
+                message = self._queue.popleft()
+                if "bytes" in message:
+                    self._queued_audio -= 1
+                await self._send(message)
         except Exception:  # the client went away mid-send
+            self._closed = True
             logger.debug("Media socket send failed", exc_info=True)
+        finally:
+            self._draining = None

@@ -330,8 +330,19 @@ def call_create(
     return call
 
 
-def call_transition(*, call_id: int, to: str, end_reason: str = "") -> Call | None:
-    """Move a call to ``to`` if the state machine allows it now; None if it lost a race."""
+def call_transition(
+    *,
+    call_id: int,
+    to: str,
+    end_reason: str = "",
+    only_from: frozenset[str] | None = None,
+) -> Call | None:
+    """Move a call to ``to`` if the state machine allows it now; None if it lost a race.
+
+    ``only_from`` narrows the allowed current states (a rejection or a ring timeout may
+    only end a call that is still ringing, never one that was answered meanwhile).
+    """
+    sources = sm.sources_of(to) if only_from is None else sm.sources_of(to) & only_from
     now = timezone.now()
     changes: dict[str, object] = {"state": to, "updated_at": now}
     if to == CallState.RINGING:
@@ -342,9 +353,7 @@ def call_transition(*, call_id: int, to: str, end_reason: str = "") -> Call | No
         changes["ended_at"] = now
         changes["end_reason"] = end_reason or EndReason.COMPLETED
     with transaction.atomic():
-        moved = Call.objects.filter(pk=call_id, state__in=sm.sources_of(to)).update(
-            **changes
-        )
+        moved = Call.objects.filter(pk=call_id, state__in=sources).update(**changes)
         if not moved:
             return None
         call = Call.objects.select_related("environment", "session").get(pk=call_id)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from djangorestframework_camel_case.util import underscoreize
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -198,7 +199,7 @@ class SessionCallsView(SessionScopedView):
 
 
 def _filters(request: Request) -> dict:
-    params = CallFilterSerializer(data=request.query_params)
+    params = CallFilterSerializer(data=underscoreize(request.query_params.dict()))
     params.is_valid(raise_exception=True)
     return dict(params.validated_data)
 

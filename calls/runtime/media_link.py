@@ -20,6 +20,7 @@ from calls.media.playout import PlayoutBuffer
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 MAX_FRAME_BYTES = SAMPLE_RATE * 4  # one second of Float32 audio
+FRAME_MS = 20
 BUFFER_REPORT_TICKS = 10  # a `buffer` frame at least every 200 ms while audio waits
 MAX_MARK_NAME = 256
 
@@ -62,6 +63,7 @@ class MediaLink:
         self.buffer = PlayoutBuffer(capacity_ms * SAMPLES_PER_MS)
         self.paused = False
         self._ticks_since_report = 0
+        self._last_reported_ms = 0
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_ms = 0
@@ -141,10 +143,11 @@ class MediaLink:
 
     def report_buffer(self) -> None:
         self._ticks_since_report = 0
+        self._last_reported_ms = self.buffered_ms
         self.send_json(
             {
                 "type": "buffer",
-                "bufferedMs": self.buffered_ms,
+                "bufferedMs": self._last_reported_ms,
                 "pauseMs": self.pause_ms,
                 "resumeMs": self.resume_ms,
                 "capacityMs": self.capacity_ms,
@@ -166,8 +169,11 @@ class MediaLink:
             if self.paused and self.buffered_ms <= self.resume_ms:
                 self.paused = False
                 self.report_buffer()
-            elif (
-                buffer.buffered == 0 or self._ticks_since_report >= BUFFER_REPORT_TICKS
+            elif self._ticks_since_report >= BUFFER_REPORT_TICKS or (
+                # Drained: say so once, unless the last report already said (almost) empty.
+                # A real-time client drains every tick; reporting each would double the
+                # frames sent.
+                buffer.buffered == 0 and self._last_reported_ms > FRAME_MS
             ):
                 self.report_buffer()
         return count

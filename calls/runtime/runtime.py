@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+NOT_ANSWERED = frozenset({CallState.INITIATING, CallState.RINGING})
+
+
 class OutboundSource(Protocol):
     """Audio for the peer: live socket audio, dial-out streams, playback."""
 
@@ -152,8 +155,9 @@ class CallRuntime:
         self.engine.spawn(coro_fn(*args))
 
     async def _ring_timed_out(self, reason: str) -> None:
-        if self.state in (CallState.INITIATING, CallState.RINGING):
-            await self.end(reason)
+        moved = await self._move(CallState.ENDED, reason, only_from=NOT_ANSWERED)
+        if moved and self.leg is not None:
+            await self.leg.hangup()
 
     # LegListener: what the peer side did.
     def leg_ringing(self) -> None:
@@ -174,9 +178,13 @@ class CallRuntime:
         self.engine.clock.add(self)
         self._later(settings.CALL_MAX_DURATION_S, self.end, EndReason.MAX_DURATION)
 
-    async def _move(self, to: str, end_reason: str = "") -> bool:
+    async def _move(
+        self, to: str, end_reason: str = "", *, only_from: frozenset[str] | None = None
+    ) -> bool:
         async with self._lock:
-            result = await store.transition(self.call_pk, to, end_reason)
+            if only_from is not None and self.state not in only_from:
+                return False
+            result = await store.transition(self.call_pk, to, end_reason, only_from)
             if result is None:
                 return False
             self.state, self.snapshot = to, result
@@ -259,7 +267,11 @@ class CallRuntime:
             )
         if self.state != CallState.RINGING:
             raise self._not_ringing(self.snapshot)
-        if not await self._move(CallState.ENDED, EndReason.REJECTED):
+        if not await self._move(
+            CallState.ENDED,
+            EndReason.REJECTED,
+            only_from=frozenset({CallState.RINGING}),
+        ):
             raise self._not_ringing(await store.snapshot(self.call_pk))
         if self.leg is not None:
             await self.leg.reject()

@@ -11,8 +11,12 @@ from calls.api.serializers import call_snapshot
 from calls.models import Call
 
 
-def _transition(call_pk: int, to: str, end_reason: str) -> dict[str, Any] | None:
-    call = services.call_transition(call_id=call_pk, to=to, end_reason=end_reason)
+def _transition(
+    call_pk: int, to: str, end_reason: str, only_from: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    call = services.call_transition(
+        call_id=call_pk, to=to, end_reason=end_reason, only_from=only_from
+    )
     return None if call is None else call_snapshot(call)
 
 

@@ -111,7 +111,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's default 5 s socket timeout races channels-redis's 5 s
+                # blocking receive; give reads room past it.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}
+                ],
                 "prefix": f"{REDIS_KEY_PREFIX}:asgi",
                 "capacity": 1500,
                 "expiry": 30,
