@@ -30,8 +30,11 @@ def pytest_configure(config: pytest.Config) -> None:
             ) from exc
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop this process's call engine, if a test started one, before the database goes."""
+@pytest.fixture(scope="session", autouse=True)
+def _engine_stops_before_the_database_goes(django_db_setup: Any) -> Iterator[None]:
+    """Stop this process's call engine, if a test started one, before the test database
+    is dropped (session fixtures tear down in reverse order)."""
+    yield
     from calls.runtime.engine import current_engine
     from config import home
 

@@ -29,3 +29,16 @@ def _schedule(sender: Celery, **_: object) -> None:
         sender.signature("calls.tasks.reap_orphaned_calls"),
         name="reap orphaned calls",
     )
+    # Webhook retries due later than WEBHOOK_COUNTDOWN_MAX_S, deliveries whose task was
+    # lost, and attempts whose worker died (events/delivery.py): at most a sweep late.
+    from django.conf import settings as django_settings
+
+    webhook_queue = django_settings.WEBHOOK_QUEUE
+    sender.add_periodic_task(
+        float(django_settings.WEBHOOK_SWEEP_INTERVAL_S),
+        sender.signature(
+            "events.sweep_webhook_deliveries",
+            **({"queue": webhook_queue} if webhook_queue else {}),
+        ),
+        name="sweep webhook deliveries",
+    )

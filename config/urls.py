@@ -12,6 +12,7 @@ from config.health import healthz
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
     path("", include("calls.api.urls")),
+    path("", include("events.api.urls")),
     path("", include("assets.api.urls")),
     path(
         "schema",

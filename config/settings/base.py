@@ -269,6 +269,50 @@ ASSET_DECODE_QUEUE = env.optional_str("ASSET_DECODE_QUEUE")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Webhooks (DESIGN §9, events/delivery.py). Production sends only to https:// URLs whose
+# every address is publicly routable (no loopback, private, link-local…), checked when an
+# endpoint is saved and again before each attempt. The embedded default (local.py) and the
+# tests allow http:// and loopback/private hosts so a receiver on your machine works.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Each of an attempt's connect, write and read steps may take this long.
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", 10.0, min_value=0.1)
+# Retries after a timeout, network error, 5xx, 429 or 408: attempt n failed → wait
+# min(BASE · 2^(n-1), MAX_DELAY) ±10 % (or Retry-After, if longer); give up once the next
+# attempt would fall more than RETRY_WINDOW after the event. The defaults give 16 attempts
+# over ~2.7 days: 30 s, 1, 2, 4, 8, 16, 32 min, 1.1, 2.1, 4.3, 8.5 h, then 12 h.
+WEBHOOK_RETRY_BASE_S = env.float("WEBHOOK_RETRY_BASE_S", 30.0, min_value=0.01)
+WEBHOOK_RETRY_MAX_DELAY_S = env.float(
+    "WEBHOOK_RETRY_MAX_DELAY_S", 12 * 3600.0, min_value=0.01
+)
+WEBHOOK_RETRY_WINDOW_S = env.float(
+    "WEBHOOK_RETRY_WINDOW_S", 3 * 24 * 3600.0, min_value=1
+)
+# After rotate-secret, deliveries carry the old secret's signature too for this long.
+WEBHOOK_SECRET_OVERLAP_S = env.float(
+    "WEBHOOK_SECRET_OVERLAP_S", 24 * 3600.0, min_value=0
+)
+# Celery: retries due within this many seconds are queued with a countdown; later ones
+# (and any task lost on the way) are queued by the beat sweep once due. Kept below the
+# Redis broker's visibility timeout (1 h), past which a countdown task is redelivered.
+WEBHOOK_COUNTDOWN_MAX_S = env.float("WEBHOOK_COUNTDOWN_MAX_S", 900.0, min_value=0)
+WEBHOOK_SWEEP_INTERVAL_S = env.float("WEBHOOK_SWEEP_INTERVAL_S", 30.0, min_value=1)
+# The sweep re-queues a pending delivery overdue by this much, and closes as failed (then
+# retries) an attempt unfinished this long plus three timeouts after it began: its worker
+# died mid-attempt.
+WEBHOOK_SWEEP_GRACE_S = env.float("WEBHOOK_SWEEP_GRACE_S", 60.0, min_value=1)
+# Route delivery attempts to their own Celery queue (workers started with `-Q <name>`),
+# so a slow receiver's retries never queue behind other work; unset: the default queue.
+WEBHOOK_QUEUE = env.optional_str("WEBHOOK_QUEUE")
+# The embedded default sends from this many threads of the server process.
+WEBHOOK_LOCAL_WORKERS = env.int("WEBHOOK_LOCAL_WORKERS", 4, min_value=1, max_value=64)
+
+# Server-Sent Events: a `: ping` comment after this many idle seconds keeps proxies from
+# closing the stream; a client that falls this many events behind is disconnected (it
+# resumes with Last-Event-ID, from the log).
+SSE_HEARTBEAT_S = env.float("SSE_HEARTBEAT_S", 15.0, min_value=0.05)
+SSE_MAX_BUFFERED = env.int("SSE_MAX_BUFFERED", 1000, min_value=10)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -29,3 +29,7 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 MEDIA_ROOT = VAR_DIR / "test-media"
+
+# Test receivers listen on loopback over plain HTTP; the SSRF tests switch these off.
+WEBHOOK_ALLOW_HTTP = True
+WEBHOOK_ALLOW_PRIVATE = True
