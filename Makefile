@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
+# The dashboard's browser tests drive this Chromium (Debian's package); without it they are
+# skipped with a notice, unless SWITCHBOARD_REQUIRE_BROWSER=1 (CI) makes that a failure.
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck pytest install migrate worker beat bench clean
+.PHONY: run test lint typecheck pytest install migrate worker beat bench clean chromium
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) with $(PYTHON)"
@@ -39,7 +42,14 @@ typecheck: install
 
 pytest: install
 	@echo "==> pytest"
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+	@test -x $(CHROMIUM) || echo "==> NOTE: no Chromium at $(CHROMIUM): the dashboard's browser tests will be SKIPPED. 'make chromium' installs it (Debian, as root)."
+	DJANGO_SETTINGS_MODULE=config.settings.test SWITCHBOARD_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the browser tests (never a browser downloaded by Playwright).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then echo "==> Chromium is installed: $$($(CHROMIUM) --version)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "==> Install Chromium as root: sudo apt-get install -y chromium"; exit 1; fi
 
 test: lint typecheck pytest
 

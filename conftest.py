@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ def _engine_stops_before_the_database_goes(django_db_setup: Any) -> Iterator[Non
     engine = current_engine()
     if engine is not None:
         home.run_sync(engine.stop())
+    # Spools of calls this run left unfinished (their rows went with the test database).
+    shutil.rmtree(settings.RECORDING_SPOOL_DIR, ignore_errors=True)
 
 
 @dataclass

@@ -92,3 +92,11 @@ def environment_update(
         fields.append("record_calls")
     environment.save(update_fields=fields)
     return environment
+
+
+def environment_rotate_signing_secret(*, environment: Environment) -> str:
+    """Issue the environment a new signing secret (dial-out stream handshakes and status
+    callbacks); returned here once, never shown again."""
+    environment.signing_secret = signing_secret_new()
+    environment.save(update_fields=["signing_secret", "updated_at"])
+    return environment.signing_secret

@@ -29,6 +29,15 @@ def _schedule(sender: Celery, **_: object) -> None:
         sender.signature("calls.tasks.reap_orphaned_calls"),
         name="reap orphaned calls",
     )
+    # Recordings past their environment's retention: files and rows deleted in batches
+    # (safe if two runs overlap); the same run finalises spools a lost task left behind.
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        float(settings.RECORDING_PURGE_INTERVAL_S),
+        sender.signature("recordings.purge"),
+        name="purge expired recordings",
+    )
     # Webhook retries due later than WEBHOOK_COUNTDOWN_MAX_S, deliveries whose task was
     # lost, and attempts whose worker died (events/delivery.py): at most a sweep late.
     from django.conf import settings as django_settings

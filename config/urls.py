@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -14,6 +15,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("calls.api.urls")),
     path("", include("events.api.urls")),
     path("", include("assets.api.urls")),
+    path("", include("recordings.api.urls")),
+    path("", include("streams.api.urls")),
     path(
         "schema",
         SpectacularAPIView.as_view(
@@ -34,6 +37,10 @@ urlpatterns = [
     ),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Twilio-compatible REST (hang-up) for bots that speak the `twilio` stream dialect.
+    path("twilio/", include("streams.api.twilio_urls")),
+    path("dashboard/", include("dashboard.urls")),
+    path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
 ]
 
 admin.site.site_header = "Switchboard staff"

@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.skipif(
         not (
             settings.REDIS_URL
-            and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+            and str(settings.DATABASES["default"]["ENGINE"]).endswith("postgresql")
         ),
         reason="needs several processes sharing PostgreSQL and Redis (CI's second shape)",
     ),

@@ -43,3 +43,7 @@ class EnvironmentUpdateSerializer(serializers.Serializer):
                 {sorted(unknown)[0]: "This field is unknown or read-only."}
             )
         return attrs
+
+
+class SigningSecretSerializer(serializers.Serializer):
+    signing_secret = serializers.CharField()

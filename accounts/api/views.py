@@ -5,7 +5,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import services
-from accounts.api.serializers import EnvironmentSerializer, EnvironmentUpdateSerializer
+from accounts.api.serializers import (
+    EnvironmentSerializer,
+    EnvironmentUpdateSerializer,
+    SigningSecretSerializer,
+)
 from config.api.views import EnvironmentAPIView, ok
 
 
@@ -28,3 +32,20 @@ class EnvironmentView(EnvironmentAPIView):
             environment=self.environment, **body.validated_data
         )
         return ok(EnvironmentSerializer(environment).data)
+
+
+class SigningSecretView(EnvironmentAPIView):
+    @extend_schema(
+        request=None,
+        responses=SigningSecretSerializer,
+        summary="Rotate the environment's signing secret (shown once)",
+        description=(
+            "The secret signs dial-out stream handshakes (`X-Switchboard-Signature`) and "
+            "stream status callbacks. The previous secret stops working at once."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        secret = services.environment_rotate_signing_secret(
+            environment=self.environment
+        )
+        return ok({"signing_secret": secret})

@@ -127,3 +127,17 @@ def test_wrong_method_is_405_problem(tenant: Tenant) -> None:
 def test_unsupported_content_type_is_415_problem(tenant: Tenant) -> None:
     response = tenant.client().patch(URL, "x=1", content_type="text/csv")
     is_problem(response, 415, "unsupported_media_type")
+
+
+def test_rotating_the_signing_secret_shows_it_once_and_replaces_it(
+    tenant: Tenant,
+) -> None:
+    before = Environment.objects.get(pk=tenant.test.pk).signing_secret
+    response = tenant.client().post("/api/v1/environment/signing-secret")
+    assert response.status_code == 200
+    secret = response.json()["data"]["signingSecret"]
+    assert secret.startswith("sbsig_") and secret != before
+    assert Environment.objects.get(pk=tenant.test.pk).signing_secret == secret
+    # The other environment keeps its own secret.
+    assert Environment.objects.get(pk=tenant.live.pk).signing_secret not in ("", secret)
+    assert secret not in tenant.client().get(URL).content.decode()

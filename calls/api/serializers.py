@@ -8,6 +8,8 @@ from rest_framework import serializers
 
 from calls.models import Call, CallState, Direction, Session
 from config.api.serializers import ApiModelSerializer, TimestampField
+from recordings.selectors import recording_summaries_for_call
+from streams.api.serializers import stream_list_field
 
 JID_RE = re.compile(r"^\d{6,15}@s\.whatsapp\.net$")
 
@@ -72,6 +74,7 @@ class CallSerializer(ApiModelSerializer):
     transport = serializers.SerializerMethodField()
     end_reason = serializers.SerializerMethodField()
     duration_ms = serializers.IntegerField(read_only=True)
+    recordings = serializers.SerializerMethodField()
 
     class Meta:
         model = Call
@@ -91,6 +94,7 @@ class CallSerializer(ApiModelSerializer):
             "answered_at",
             "ended_at",
             "duration_ms",
+            "recordings",
         ]
 
     def get_media_type(self, call: Call) -> str:
@@ -101,6 +105,10 @@ class CallSerializer(ApiModelSerializer):
 
     def get_end_reason(self, call: Call) -> str | None:
         return call.end_reason or None
+
+    def get_recordings(self, call: Call) -> list[dict[str, Any]]:
+        """``[{recordingId, kind, durationMs}]``, once the ended call is finalised."""
+        return recording_summaries_for_call(call)
 
 
 def call_snapshot(call: Call) -> dict[str, Any]:
@@ -122,6 +130,8 @@ def validate_jid(value: str) -> None:
 class CallCreateSerializer(serializers.Serializer):
     to = serializers.CharField(validators=[validate_jid])
     record = serializers.BooleanField(required=False, allow_null=True, default=None)
+    # Dial-out streams (DESIGN §6), started when the call is answered.
+    streams = stream_list_field()
 
 
 class CallFilterSerializer(serializers.Serializer):

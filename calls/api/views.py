@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from djangorestframework_camel_case.util import underscoreize
 from django.utils import timezone
+from djangorestframework_camel_case.util import underscoreize
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +27,9 @@ from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.serializers import iso_ms
 from config.api.views import EnvironmentAPIView, ok
+from streams import services as stream_services
+from streams.api.serializers import CallAcceptSerializer
+from streams.api.views import streams_data
 
 CALL_FILTERS = [
     OpenApiParameter("state", str, enum=["initiating", "ringing", "active", "ended"]),
@@ -189,13 +192,21 @@ class SessionCallsView(SessionScopedView):
         session = self.session(session_id)
         body = CallCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        streams = body.validated_data.get("streams") or []
+        stream_services.streams_precheck(call=None, options=streams)
         call = control.call_place(
             session=session,
             to=body.validated_data["to"],
             record=body.validated_data["record"],
         )
+        created = stream_services.streams_add(
+            call=call, options=streams, allow_ended=True
+        )
         call.refresh_from_db()
-        return ok(_call_data(call), status=201)
+        data = _call_data(call)
+        if streams:
+            data["streams"] = streams_data(created)
+        return ok(data, status=201)
 
 
 def _filters(request: Request) -> dict:
@@ -237,8 +248,23 @@ class CallCommandView(SessionScopedView):
         return ok(control.call_command(call, self.command))
 
 
-class CallAcceptView(CallCommandView):
-    command = "accept"
+class CallAcceptView(SessionScopedView):
+    @extend_schema(
+        request=CallAcceptSerializer,
+        responses=CallSerializer,
+        summary="Accept a ringing incoming call (optionally with dial-out streams)",
+    )
+    def post(self, request: Request, session_id: str, call_id: str) -> Response:
+        call = self.call(session_id, call_id)
+        body = CallAcceptSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        streams = body.validated_data.get("streams") or []
+        stream_services.streams_precheck(call=call, options=streams)
+        snapshot = control.call_command(call, "accept")
+        if streams:
+            created = stream_services.streams_add(call=call, options=streams)
+            snapshot = {**snapshot, "streams": streams_data(created)}
+        return ok(snapshot)
 
 
 class CallRejectView(CallCommandView):

@@ -36,6 +36,9 @@ INSTALLED_APPS = [
     "events",
     "calls",
     "assets",
+    "recordings",
+    "dashboard",
+    "streams",
 ]
 
 MIDDLEWARE = [
@@ -114,7 +117,11 @@ if REDIS_URL:
                 # redis-py's default 5 s socket timeout races channels-redis's 5 s
                 # blocking receive; give reads room past it.
                 "hosts": [
-                    {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                    }
                 ],
                 "prefix": f"{REDIS_KEY_PREFIX}:asgi",
                 "capacity": 1500,
@@ -202,6 +209,15 @@ REST_FRAMEWORK = {
     "JSON_UNDERSCOREIZE": {"no_underscore_before_number": True},
 }
 
+# djangorestframework-camel-case reads its options from JSON_CAMEL_CASE (not from
+# REST_FRAMEWORK). A stream's `headers` and `customParameters` are the customer's own
+# names: the parser and renderer keep them verbatim instead of renaming their keys.
+JSON_CAMEL_CASE = {
+    "JSON_UNDERSCOREIZE": {
+        "ignore_fields": ("headers", "custom_parameters", "customParameters")
+    }
+}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Switchboard API",
     "DESCRIPTION": (
@@ -269,6 +285,20 @@ ASSET_DECODE_QUEUE = env.optional_str("ASSET_DECODE_QUEUE")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Recordings (DESIGN §8). A call's WAVs are written while it runs to RECORDING_SPOOL_DIR
+# (one directory per call), then moved into default storage when it ends. In the
+# production shape the spool must be a volume every server and Celery worker mounts at the
+# same path: the worker that finalises a call, or the reaper's after a crash, reads it.
+RECORDING_SPOOL_DIR = Path(
+    env.str("RECORDING_SPOOL_DIR", str(VAR_DIR / "spool" / "recordings"))
+)
+# How often the purge of expired recordings runs (Celery beat; embedded: in the server).
+RECORDING_PURGE_INTERVAL_S = env.int("RECORDING_PURGE_INTERVAL_S", 3600, min_value=60)
+# Rows (and files) deleted per batch by the purge.
+RECORDING_PURGE_BATCH = env.int("RECORDING_PURGE_BATCH", 500, min_value=1)
+# Lifetime of the signed URL GET /recordings/{id}/audio redirects to on S3.
+RECORDING_URL_EXPIRE_S = env.int("RECORDING_URL_EXPIRE_S", 300, min_value=10)
+
 # Webhooks (DESIGN §9, events/delivery.py). Production sends only to https:// URLs whose
 # every address is publicly routable (no loopback, private, link-local…), checked when an
 # endpoint is saved and again before each attempt. The embedded default (local.py) and the
@@ -312,6 +342,38 @@ WEBHOOK_LOCAL_WORKERS = env.int("WEBHOOK_LOCAL_WORKERS", 4, min_value=1, max_val
 # resumes with Last-Event-ID, from the log).
 SSE_HEARTBEAT_S = env.float("SSE_HEARTBEAT_S", 15.0, min_value=0.05)
 SSE_MAX_BUFFERED = env.int("SSE_MAX_BUFFERED", 1000, min_value=10)
+
+# Dial-out media streams (DESIGN §6, streams/). Production refuses stream and
+# statusCallback URLs whose host resolves to a loopback, private or link-local address
+# (checked on create and again on connect); local.py and test.py allow them.
+STREAM_ALLOW_PRIVATE = env.bool("STREAM_ALLOW_PRIVATE", False)
+# Opening a stream's socket: each attempt may take STREAM_CONNECT_TIMEOUT_S; after
+# STREAM_CONNECT_ATTEMPTS failures (waiting BACKOFF, 2·BACKOFF, 4·BACKOFF… between them)
+# the stream fails with `call.stream.failed`.
+STREAM_CONNECT_TIMEOUT_S = env.float("STREAM_CONNECT_TIMEOUT_S", 5.0, min_value=0.1)
+STREAM_CONNECT_ATTEMPTS = env.int(
+    "STREAM_CONNECT_ATTEMPTS", 4, min_value=1, max_value=20
+)
+STREAM_RETRY_BACKOFF_S = env.float("STREAM_RETRY_BACKOFF_S", 0.5, min_value=0.0)
+# Audio queued for a receiver that is not keeping up, per track; beyond it frames are
+# dropped (and counted) so a slow receiver never holds the media clock back.
+STREAM_SEND_QUEUE_MS = env.int("STREAM_SEND_QUEUE_MS", 2000, min_value=100)
+# A twoway receiver's audio waits in a playout buffer this deep (as the live socket's).
+STREAM_PLAYOUT_CAPACITY_MS = env.int(
+    "STREAM_PLAYOUT_CAPACITY_MS", 10_000, min_value=1000
+)
+# Live streams write their frame counts to the database this often (never per frame).
+STREAM_STATS_INTERVAL_S = env.float("STREAM_STATS_INTERVAL_S", 2.0, min_value=0.1)
+# soxr quality for 8 and 24 kHz formats. HQ keeps telephone band flat to 3.7 kHz but
+# delivers 8 kHz audio in ~100 ms bursts; LQ halves that, rolling off above 3 kHz.
+STREAM_RESAMPLE_QUALITY = env.choice(
+    "STREAM_RESAMPLE_QUALITY", "HQ", ("QQ", "LQ", "MQ", "HQ", "VHQ")
+)
+# The largest frame a receiver may send (a twoway bot's media message).
+STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", 1 << 20, min_value=1024)
+STREAM_STATUS_CALLBACK_TIMEOUT_S = env.float(
+    "STREAM_STATUS_CALLBACK_TIMEOUT_S", 5.0, min_value=0.1
+)
 
 LOGGING = {
     "version": 1,

@@ -8,3 +8,6 @@ DEBUG = env.bool("DEBUG", True)
 # Webhooks to a receiver on your own machine (http://localhost:…) work locally.
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", True)
 WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", True)
+
+# Streams to a bot on your own machine (ws://localhost:…) work locally.
+STREAM_ALLOW_PRIVATE = env.bool("STREAM_ALLOW_PRIVATE", True)

@@ -29,7 +29,12 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 MEDIA_ROOT = VAR_DIR / "test-media"
+# Recording spools of this run (servers it starts share the path through the environment).
+RECORDING_SPOOL_DIR = VAR_DIR / "test-spool" / _run
 
 # Test receivers listen on loopback over plain HTTP; the SSRF tests switch these off.
 WEBHOOK_ALLOW_HTTP = True
 WEBHOOK_ALLOW_PRIVATE = True
+
+# Test receivers of dial-out streams listen on loopback.
+STREAM_ALLOW_PRIVATE = True

@@ -1,0 +1,170 @@
+"""Calls: the filtered list, a call's detail (timeline, recordings, streams), end, mute, play."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET, require_POST
+
+from calls import selectors as call_selectors
+from calls.api.serializers import call_snapshot
+from calls.models import Call, CallState
+from calls.runtime import control
+from config.api.errors import Conflict
+from dashboard import extras, features
+from dashboard.forms import CallFilterForm, MuteForm, PlayForm
+from dashboard.views.pages import fragment, page
+from dashboard.workspace import Workspace, dashboard_view, first_error, wants_json
+from events import selectors as event_selectors
+
+CALLS_PER_PAGE = 25
+
+
+def _call_page(request: HttpRequest, ws: Workspace) -> dict[str, Any]:
+    form = CallFilterForm(request.GET or None)
+    calls = call_selectors.call_list(ws.environment, filters=form.filters())
+    paginator = Paginator(calls, CALLS_PER_PAGE)
+    return {
+        "filter_form": form,
+        "calls": paginator.get_page(request.GET.get("page")),
+        "query": _query_without_page(request),
+    }
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@require_GET
+@dashboard_view()
+def call_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    return page(
+        request, ws, "dashboard/calls.html", _call_page(request, ws), section="calls"
+    )
+
+
+@require_GET
+@dashboard_view()
+def call_rows(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    """The list's rows, swapped in when a call changes state."""
+    return fragment(
+        request, ws, "dashboard/partials/call_rows.html", _call_page(request, ws)
+    )
+
+
+def _call(ws: Workspace, session_id: str, call_id: str) -> Call:
+    session = call_selectors.session_get(ws.environment, session_id)
+    return call_selectors.call_get(ws.environment, session, call_id)
+
+
+def _detail_context(ws: Workspace, call: Call) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "call": call,
+        "timeline": event_selectors.call_timeline(ws.environment, str(call.public_id)),
+        "recordings": extras.recordings_of(ws.environment, call),
+        "streams": extras.streams_of(ws.environment, call),
+        "show_recordings": features.recordings(),
+        "show_streams": features.streams(),
+    }
+    if call.state == CallState.ACTIVE and ws.can_manage and features.assets():
+        context["play_assets"] = extras.ready_assets(ws.environment)
+        context["play_form"] = PlayForm()
+    return context
+
+
+@require_GET
+@dashboard_view()
+def call_detail(
+    request: HttpRequest, ws: Workspace, session_id: str, call_id: str
+) -> HttpResponse:
+    call = _call(ws, session_id, call_id)
+    return page(
+        request,
+        ws,
+        "dashboard/call_detail.html",
+        _detail_context(ws, call),
+        section="calls",
+    )
+
+
+@require_GET
+@dashboard_view()
+def call_panel(
+    request: HttpRequest, ws: Workspace, session_id: str, call_id: str
+) -> HttpResponse:
+    """Snapshot, timeline and recordings, swapped in when the call changes."""
+    return fragment(
+        request,
+        ws,
+        "dashboard/partials/call_panel.html",
+        _detail_context(ws, _call(ws, session_id, call_id)),
+    )
+
+
+def _done(
+    request: HttpRequest, call: Call, reply: dict[str, Any], note: str
+) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"call": reply})
+    messages.success(request, note)
+    return redirect(
+        "dashboard:call", session_id=call.session.public_id, call_id=call.public_id
+    )
+
+
+@require_POST
+@dashboard_view(manage=True)
+def call_end(
+    request: HttpRequest, ws: Workspace, session_id: str, call_id: str
+) -> HttpResponse:
+    call = _call(ws, session_id, call_id)
+    if call.state == CallState.ENDED:
+        return _done(request, call, call_snapshot(call), "The call had already ended.")
+    return _done(request, call, control.call_command(call, "end"), "Call ended.")
+
+
+@require_POST
+@dashboard_view(manage=True)
+def call_mute(
+    request: HttpRequest, ws: Workspace, session_id: str, call_id: str
+) -> HttpResponse:
+    call = _call(ws, session_id, call_id)
+    form = MuteForm(request.POST)
+    muted = form.is_valid() and form.cleaned_data["muted"]
+    if call.state == CallState.ENDED:
+        raise Conflict("The call has ended.", code="call_not_active")
+    reply = control.call_command(call, "mute", muted=muted)
+    return _done(
+        request,
+        call,
+        reply,
+        "Muted: the peer hears silence." if muted else "Unmuted.",
+    )
+
+
+@require_POST
+@dashboard_view(manage=True)
+def call_play(
+    request: HttpRequest, ws: Workspace, session_id: str, call_id: str
+) -> HttpResponse:
+    """Play a ready asset into a live call."""
+    call = _call(ws, session_id, call_id)
+    form = PlayForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, first_error(form))
+        return redirect(
+            "dashboard:call", session_id=call.session.public_id, call_id=call.public_id
+        )
+    playback = extras.asset_play(
+        ws.environment,
+        call,
+        asset_id=str(form.cleaned_data["asset"]),
+        mode=form.cleaned_data["mode"],
+    )
+    return _done(request, call, playback, "Playing into the call.")

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class StreamsConfig(AppConfig):
+    name = "streams"
+    verbose_name = "Dial-out media streams"
+
+    def ready(self) -> None:
+        from streams import live
+
+        # Every process that may host a call's runtime can run its streams.
+        live.register()
