@@ -29,8 +29,9 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 MEDIA_ROOT = VAR_DIR / "test-media"
-# Recording spools of this run (servers it starts share the path through the environment).
-RECORDING_SPOOL_DIR = VAR_DIR / "test-spool" / _run
+# Recording spools of this run, unless a test gave a server process its own.
+if "RECORDING_SPOOL_DIR" not in os.environ:
+    RECORDING_SPOOL_DIR = VAR_DIR / "test-spool" / _run
 
 # Test receivers listen on loopback over plain HTTP; the SSRF tests switch these off.
 WEBHOOK_ALLOW_HTTP = True
