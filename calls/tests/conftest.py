@@ -34,6 +34,30 @@ def engine(transactional_db: Any) -> Iterator[Engine]:
             runtime.drop()
 
     home.run_sync(drop_all())
+    _settle()
+
+
+def _settle(timeout: float = 5.0) -> None:
+    """Wait until no other connection is working on the test database.
+
+    Dropped calls still finish in the background (recordings, playback events); on
+    PostgreSQL the flush after a transactional test deadlocks with such writes.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    quiet_polls = 0
+    deadline = time.monotonic() + timeout
+    while quiet_polls < 3 and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            busy = cursor.fetchone()[0]
+        quiet_polls = quiet_polls + 1 if busy == 0 else 0
+        time.sleep(0.05)
 
 
 def wait_for(
