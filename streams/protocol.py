@@ -16,6 +16,7 @@ with or without the stream's id (``streamSid``, ``stream_id`` or ``streamId``).
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import json
@@ -73,7 +74,7 @@ class StreamIdentity:
         return frozenset({self.stream_id, self.stream_sid})
 
 
-class Dialect:
+class Dialect(abc.ABC):
     name = ""
 
     def __init__(self, identity: StreamIdentity) -> None:
@@ -88,20 +89,25 @@ class Dialect:
         self.sequence += 1
         return self.sequence
 
+    @abc.abstractmethod
     def connected(self) -> str:
-        raise NotImplementedError
+        """Render this dialect's frame."""
 
+    @abc.abstractmethod
     def start(self, *, reconnect: bool) -> str:
-        raise NotImplementedError
+        """Render this dialect's frame."""
 
+    @abc.abstractmethod
     def media(self, track: str, chunk: int, timestamp_ms: int, payload: str) -> str:
-        raise NotImplementedError
+        """Render this dialect's frame."""
 
+    @abc.abstractmethod
     def mark(self, name: str, *, cleared: bool = False) -> str:
-        raise NotImplementedError
+        """Render this dialect's frame."""
 
+    @abc.abstractmethod
     def stop(self, reason: str) -> str:
-        raise NotImplementedError
+        """Render this dialect's frame."""
 
 
 def _dumps(message: dict[str, Any]) -> str:
