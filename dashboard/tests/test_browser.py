@@ -297,7 +297,13 @@ def run_the_worklets_at_48_khz(page: Any) -> dict[str, Any]:
           playback.connect(playing.destination);
           const wire = new Float32Array(16000);
           for (let i = 0; i < wire.length; i++) wire[i] = 0.5 * Math.sin(2 * Math.PI * 440 * i / 16000);
-          playback.port.postMessage(wire);
+          // Deliver the audio while rendering is held after its first quantum: a message
+          // posted just before startRendering() may land after an offline render ends.
+          playing.suspend(128 / rate).then(async () => {
+            playback.port.postMessage(wire);
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            await playing.resume();
+          });
           const rendered = await playing.startRendering();
           return { frames, played: Array.from(rendered.getChannelData(0)) };
         }""",
