@@ -223,6 +223,8 @@ def start_switchboard(
             HOST,
             "--port",
             str(port),
+            "--loop",
+            "uvloop",
             "--ws",
             "websockets-sansio",
             "--ws-per-message-deflate",

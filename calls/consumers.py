@@ -213,24 +213,26 @@ class MediaConsumer(AsyncConsumer):
         self.runtime = None
 
     async def _receive_loop(self, receive: Any, media: MediaInput) -> None:
+        push_audio = media.push_audio
         while True:
             message = await receive()
-            kind = message["type"]
-            if kind == "websocket.receive":
-                data = message.get("bytes")
-                if data is not None:
-                    media.push_audio(data)
-                else:
-                    media.handle_text(message.get("text") or "")
-            elif kind == "websocket.disconnect":
+            data = message.get("bytes")
+            if data is not None:
+                push_audio(data)
+            elif message["type"] == "websocket.receive":
+                media.handle_text(message.get("text") or "")
+            elif message["type"] == "websocket.disconnect":
                 return
 
     # ------------------------------------------------------------ sending
     def send_audio(self, data: bytes) -> None:
-        if self._queued_audio >= MAX_QUEUED_AUDIO_FRAMES:
+        message = {"type": "websocket.send", "bytes": data}
+        if self._draining is None and not self._queue and not self._closed:
+            self._send_now(message)  # every tick, for every call
+        elif self._queued_audio >= MAX_QUEUED_AUDIO_FRAMES:
             self.dropped_frames += 1
-            return
-        self._enqueue({"type": "websocket.send", "bytes": data})
+        else:
+            self._enqueue(message)
 
     def send_json(self, payload: dict[str, Any]) -> None:
         self._enqueue({"type": "websocket.send", "text": json.dumps(payload)})
@@ -250,6 +252,9 @@ class MediaConsumer(AsyncConsumer):
                 self._queued_audio += 1
             self._queue.append(message)
             return
+        self._send_now(message)
+
+    def _send_now(self, message: dict[str, Any]) -> None:
         # The server's send() normally completes without suspending; step it here and
         # hand it to a task only if the socket pushes back.
         pending = self._send(message)

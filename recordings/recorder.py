@@ -4,10 +4,11 @@ Attached when a recorded call becomes active, it receives every tick's frames (t
 peer's, and exactly what the peer heard) and appends one frame to each track, silence
 included, so the three files stay sample-aligned with the call's timeline.
 
-The loop only copies samples into a one-second block; full blocks go to one writer
-thread that appends them with ``WavWriter`` (one file write per second per file), so a
-disk that stalls (measured: up to 7 ms for a second's flush) never holds the media clock.
-Memory per call is two blocks (384 KB), however long the call.
+The loop only copies the two directions into a one-second block; full blocks go to one
+writer thread that mixes them, converts all three tracks to 16-bit in one pass and appends
+them (one file write per second per file), so a disk that stalls (measured: up to 7 ms for
+a second's flush) never holds the media clock. Memory per call is two blocks (256 KB),
+however long the call.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.db import close_old_connections, transaction
 
 from calls.carriers.base import Frame
 from calls.media import SAMPLE_RATE
+from calls.media.codecs import float_to_pcm16
 from calls.media.wav import WavWriter
 from calls.runtime import hooks
 from recordings import selectors, services, spool
@@ -41,7 +43,9 @@ _finaliser = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-fin
 
 _ending: set[Future[None]] = set()
 
-TRACKS = len(spool.KINDS)  # inbound, outbound, mixed: rows of a block
+DIRECTIONS = (
+    2  # rows of a block: inbound, outbound (the mix is made on the writer thread)
+)
 
 
 class CallRecorder:
@@ -51,7 +55,7 @@ class CallRecorder:
         self.directory = directory
         self._writers: list[WavWriter] = []
         self._failed = False
-        self._block = np.empty((TRACKS, SAMPLE_RATE), dtype=np.float32)
+        self._block = np.empty((DIRECTIONS, SAMPLE_RATE), dtype=np.float32)
         self._filled = 0
         self._spare: list[np.ndarray] = []
         _spool_writer.submit(self._open)
@@ -65,8 +69,6 @@ class CallRecorder:
         block = self._block
         block[0, start:end] = inbound
         block[1, start:end] = outbound
-        # WavWriter clips to [-1, 1] when it converts to 16-bit: a summed, clipped mix.
-        np.add(inbound, outbound, out=block[2, start:end])
         self._filled = end
 
     def _hand_off(self) -> None:
@@ -74,7 +76,7 @@ class CallRecorder:
         self._block = (
             self._spare.pop()
             if self._spare
-            else np.empty((TRACKS, SAMPLE_RATE), dtype=np.float32)
+            else np.empty((DIRECTIONS, SAMPLE_RATE), dtype=np.float32)
         )
         self._filled = 0
         _spool_writer.submit(self._append, full, filled)
@@ -100,9 +102,14 @@ class CallRecorder:
 
     def _append(self, block: np.ndarray, filled: int) -> None:
         if not self._failed:
+            tracks = np.empty((len(spool.KINDS), filled), dtype=np.float32)
+            tracks[:DIRECTIONS] = block[:, :filled]
+            np.add(block[0, :filled], block[1, :filled], out=tracks[DIRECTIONS])
+            # One clip-and-convert for the three tracks; clipping the sum makes the mix.
+            pcm = float_to_pcm16(tracks)
             try:
-                for writer, track in zip(self._writers, block, strict=True):
-                    writer.write(track[:filled])
+                for writer, track in zip(self._writers, pcm, strict=True):
+                    writer.write_pcm16(track)
             except OSError:
                 # Once, not every second: the rest of this call goes unrecorded.
                 self._failed = True

@@ -102,15 +102,19 @@ class EchoLeg(SimulatedLeg):
 
     def __init__(self, info: LegInfo, listener: LegListener, behaviour: str) -> None:
         super().__init__(info, listener, behaviour)
-        self._delay = np.zeros((ECHO_DELAY_FRAMES, FRAME_SAMPLES), dtype=np.float32)
+        # One row more than the delay: the row returned stays intact until the next
+        # exchange, which is as long as a leg's frame must stay valid.
+        delay = np.zeros((ECHO_DELAY_FRAMES + 1, FRAME_SAMPLES), dtype=np.float32)
+        self._rows = list(delay)
         self._slot = 0
 
     def exchange(self, outbound: Frame) -> Frame:
+        rows = self._rows
         slot = self._slot
-        self._out[:] = self._delay[slot]
-        self._delay[slot] = outbound
-        self._slot = (slot + 1) % ECHO_DELAY_FRAMES
-        return self._out
+        rows[slot][:] = outbound
+        slot = slot + 1 if slot < ECHO_DELAY_FRAMES else 0
+        self._slot = slot
+        return rows[slot]
 
 
 class TalkerLeg(SimulatedLeg):

@@ -8,55 +8,82 @@ import numpy as np
 
 
 class PlayoutBuffer:
-    """Hold outbound float32 samples until the media clock reads them."""
+    """Hold outbound float32 samples until the media clock reads them.
+
+    Written by a socket 50 times a second and read by the media clock as often, per call:
+    the common cases (a write or read that does not wrap around the ring) are one numpy
+    operation each, and the counters are plain attributes.
+    """
 
     def __init__(self, capacity_samples: int) -> None:
         if capacity_samples <= 0:
             raise ValueError("capacity_samples must be positive")
         self._ring = np.zeros(capacity_samples, dtype=np.float32)
-        self._written_total = 0
-        self._played_total = 0
+        self.capacity = capacity_samples
+        # Samples accepted since creation, minus any cleared; real samples handed out.
+        self.written_total = 0
+        self.played_total = 0
         self._marks: deque[tuple[str, int]] = deque()
-
-    @property
-    def capacity(self) -> int:
-        """Return the most samples the buffer can hold."""
-        return len(self._ring)
 
     @property
     def buffered(self) -> int:
         """Return the number of samples waiting to be played."""
-        return self._written_total - self._played_total
+        return self.written_total - self.played_total
 
-    @property
-    def written_total(self) -> int:
-        """Return the samples accepted since creation, minus any cleared."""
-        return self._written_total
+    def write(self, samples: np.ndarray, *, clip: bool = False) -> int:
+        """Append as many samples as fit and return how many were accepted.
 
-    @property
-    def played_total(self) -> int:
-        """Return the real samples handed out by reads since creation."""
-        return self._played_total
-
-    def write(self, samples: np.ndarray) -> int:
-        """Append as many samples as fit and return how many were accepted."""
-        count = min(len(samples), self.capacity - self.buffered)
-        start = self._written_total % self.capacity
-        first = min(count, self.capacity - start)
-        self._ring[start : start + first] = samples[:first]
-        self._ring[: count - first] = samples[first:count]
-        self._written_total += count
+        With ``clip``, samples are limited to [-1, 1] on their way into the ring (NaN
+        must have been rejected before: it would pass through).
+        """
+        capacity = self.capacity
+        count = min(len(samples), capacity - self.written_total + self.played_total)
+        start = self.written_total % capacity
+        end = start + count
+        ring = self._ring
+        if end <= capacity:
+            self._store(
+                ring[start:end],
+                samples[:count] if count < len(samples) else samples,
+                clip,
+            )
+        else:
+            first = capacity - start
+            self._store(ring[start:], samples[:first], clip)
+            self._store(ring[: count - first], samples[first:count], clip)
+        self.written_total += count
         return count
+
+    @staticmethod
+    def _store(into: np.ndarray, samples: np.ndarray, clip: bool) -> None:
+        if clip:
+            np.minimum(samples, 1.0, out=into)
+            np.maximum(into, -1.0, out=into)
+        else:
+            into[:] = samples
 
     def read_into(self, out: np.ndarray) -> int:
         """Fill `out` with buffered audio, pad with silence, return real samples."""
-        count = min(len(out), self.buffered)
-        start = self._played_total % self.capacity
-        first = min(count, self.capacity - start)
-        out[:first] = self._ring[start : start + first]
-        out[first:count] = self._ring[: count - first]
-        out[count:] = 0.0
-        self._played_total += count
+        wanted = len(out)
+        count = self.written_total - self.played_total
+        if count > wanted:
+            count = wanted
+        if count == 0:
+            out.fill(0.0)
+            return 0
+        capacity = self.capacity
+        start = self.played_total % capacity
+        end = start + count
+        ring = self._ring
+        if end <= capacity:
+            out[:count] = ring[start:end]
+        else:
+            first = capacity - start
+            out[:first] = ring[start:]
+            out[first:count] = ring[: end - capacity]
+        if count < wanted:
+            out[count:] = 0.0
+        self.played_total += count
         return count
 
     @property
@@ -66,12 +93,12 @@ class PlayoutBuffer:
 
     def add_mark(self, name: str) -> None:
         """Record a mark that plays once everything written so far has played."""
-        self._marks.append((name, self._written_total))
+        self._marks.append((name, self.written_total))
 
     def pop_played_marks(self) -> list[tuple[str, int]]:
         """Remove and return the marks playback has reached, oldest first."""
         played = []
-        while self._marks and self._marks[0][1] <= self._played_total:
+        while self._marks and self._marks[0][1] <= self.played_total:
             played.append(self._marks.popleft())
         return played
 
@@ -79,7 +106,7 @@ class PlayoutBuffer:
         """Drop all buffered audio and return the names of unreported marks."""
         # Rewinding the write position keeps later marks' positions in step with
         # played_total, as if the dropped audio had never been written.
-        self._written_total = self._played_total
+        self.written_total = self.played_total
         names = [name for name, _ in self._marks]
         self._marks.clear()
         return names

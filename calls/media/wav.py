@@ -55,10 +55,20 @@ class WavWriter:
             if self._filled == len(self._pending):
                 self.flush()
 
+    def write_pcm16(self, pcm: npt.NDArray[np.int16]) -> None:
+        """Append samples already converted to 16-bit, straight to the file."""
+        if self._filled:
+            self.flush()
+        self._file.write(np.ascontiguousarray(pcm, dtype="<i2").data)
+        self._file.flush()
+        self._flushed += len(pcm)
+
     def flush(self) -> None:
         """Hand the buffered samples to the operating system."""
+        if not self._filled:
+            return
         pcm = float_to_pcm16(self._pending[: self._filled])
-        self._file.write(pcm.astype("<i2", copy=False).tobytes())
+        self._file.write(pcm.astype("<i2", copy=False).data)
         self._file.flush()
         self._flushed += self._filled
         self._filled = 0

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 
 from calls.media import SAMPLE_RATE
-from calls.media.codecs import InvalidPcm, decode_f32le
+from calls.media.codecs import InvalidPcm
 from calls.media.playout import PlayoutBuffer
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 MAX_FRAME_BYTES = SAMPLE_RATE * 4  # one second of Float32 audio
-FRAME_MS = 20
 BUFFER_REPORT_TICKS = 10  # a `buffer` frame at least every 200 ms while audio waits
 MAX_MARK_NAME = 256
 
@@ -61,6 +60,8 @@ class MediaLink:
         self.pause_ms = pause_ms
         self.resume_ms = resume_ms
         self.buffer = PlayoutBuffer(capacity_ms * SAMPLES_PER_MS)
+        self._pause_samples = pause_ms * SAMPLES_PER_MS
+        self._resume_samples = resume_ms * SAMPLES_PER_MS
         self.paused = False
         self._ticks_since_report = 0
         self._last_reported_ms = 0
@@ -71,19 +72,28 @@ class MediaLink:
     # ------------------------------------------------------------ the client's side
     def push_audio(self, data: bytes) -> None:
         """Queue client audio for the peer; bad or overflowing audio becomes an error frame."""
-        if len(data) > MAX_FRAME_BYTES:
+        size = len(data)
+        if size > MAX_FRAME_BYTES:
             self.error(
                 "frame_too_large",
-                f"Binary frames carry at most 1 s of audio ({MAX_FRAME_BYTES} bytes); got {len(data)}.",
+                f"Binary frames carry at most 1 s of audio ({MAX_FRAME_BYTES} bytes); got {size}.",
             )
             return
-        try:
-            samples = decode_f32le(data)
-        except InvalidPcm as exc:
-            self.error(exc.code, str(exc))
+        if size % 4:
+            self.error(
+                InvalidPcm.code,
+                "Float32LE audio must be a whole number of 4-byte samples.",
+            )
+            return
+        samples = np.frombuffer(data, dtype="<f4")
+        if not np.isfinite(samples).all():
+            self.error(
+                InvalidPcm.code, "Float32LE audio must not contain NaN or infinity."
+            )
             return
         self.frames_in += 1
-        accepted = self.buffer.write(samples)
+        buffer = self.buffer
+        accepted = buffer.write(samples, clip=True)
         if accepted < len(samples):
             dropped = (len(samples) - accepted) // SAMPLES_PER_MS
             self.dropped_ms += dropped
@@ -92,7 +102,10 @@ class MediaLink:
                 f"The playout buffer holds at most {self.capacity_ms} ms; {dropped} ms were dropped. "
                 f"Pause at bufferedMs ≥ {self.pause_ms} and resume at ≤ {self.resume_ms}.",
             )
-        if not self.paused and self.buffered_ms >= self.pause_ms:
+        if (
+            not self.paused
+            and buffer.written_total - buffer.played_total >= self._pause_samples
+        ):
             self.paused = True
             self.report_buffer()
 
@@ -157,25 +170,28 @@ class MediaLink:
     def read_into(self, out: np.ndarray) -> int:
         """OutboundSource: the next 20 ms of client audio for the peer (per tick)."""
         buffer = self.buffer
-        was_buffered = buffer.buffered
         count = buffer.read_into(out)
         if buffer.has_marks:
             for name, _position in buffer.pop_played_marks():
                 self.send_json(
                     {"type": "mark", "name": name, "playedMs": self.played_ms}
                 )
-        if was_buffered:
+        left = buffer.written_total - buffer.played_total
+        if left:
+            # Audio still waits after this tick: report at least every 200 ms.
             self._ticks_since_report += 1
-            if self.paused and self.buffered_ms <= self.resume_ms:
+            if self.paused and left <= self._resume_samples:
                 self.paused = False
                 self.report_buffer()
-            elif self._ticks_since_report >= BUFFER_REPORT_TICKS or (
-                # Drained: say so once, unless the last report already said (almost) empty.
-                # A real-time client drains every tick; reporting each would double the
-                # frames sent.
-                buffer.buffered == 0 and self._last_reported_ms > FRAME_MS
-            ):
+            elif self._ticks_since_report >= BUFFER_REPORT_TICKS:
                 self.report_buffer()
+        elif self._last_reported_ms:
+            # Drained since a report said otherwise. A client streaming in real time
+            # leaves nothing after each tick and so gets no `buffer` frames.
+            self.paused = False
+            self.report_buffer()
+        else:
+            self._ticks_since_report = 0
         return count
 
     def on_media(self, inbound: np.ndarray, outbound: np.ndarray) -> None:
