@@ -148,7 +148,7 @@ def asgi_server() -> Iterator[LiveServer]:
         host="127.0.0.1",
         port=port,
         lifespan="off",
-        ws="websockets-sansio",
+        ws="config.media_server:MediaWebSocketProtocol",
         ws_per_message_deflate=False,
         ws_max_size=128 * 1024,
         log_level="warning",

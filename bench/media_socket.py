@@ -226,7 +226,7 @@ def start_switchboard(
             "--loop",
             "uvloop",
             "--ws",
-            "websockets-sansio",
+            "config.media_server:MediaWebSocketProtocol",
             "--ws-per-message-deflate",
             "false",
             "--lifespan",
