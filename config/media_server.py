@@ -10,6 +10,14 @@ general-purpose machinery this traffic does not need:
   no extension such as permessage-deflate was negotiated, no fragmented message is under
   way), this protocol writes the frame header and the payload straight to the transport:
   the bytes on the wire are the same.
+- **Parsing**: ``websockets``' parser runs each frame through several generators and a
+  frame object. Once the upgrade is done, this protocol splits the byte stream into
+  frames itself; a complete, masked, unfragmented binary frame (the media socket's audio)
+  is unmasked and queued for the app directly, and every other frame (text, ping, pong,
+  close, fragments, anything malformed) is handed to ``websockets`` whole, so its parser
+  always sees frame boundaries and enforces the protocol as before. A frame larger than
+  the size limit, or an unmasked one, hands the rest of the stream to ``websockets``,
+  which refuses it.
 - **Receiving**: uvicorn stops reading the socket after every message until the app has
   taken it (two event-loop registrations per frame). Here reading pauses only when
   ``HIGH_WATER`` messages wait, and resumes once the app has taken them down to
@@ -18,6 +26,8 @@ general-purpose machinery this traffic does not need:
   deque with the waiting receivers' futures.
 
 Everything else (text frames, close, pings, the handshake) goes through uvicorn unchanged.
+The class relies on uvicorn's and websockets' internals: ``pyproject.toml`` bounds their
+versions and ``tests/test_media_server.py`` runs it over real sockets.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import (
     WebSocketsSansIOProtocol,
 )
+from websockets.frames import apply_mask
 from websockets.protocol import State
 
 _FIN_BINARY = 0x82
@@ -96,6 +107,83 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue: MessageQueue = MessageQueue()  # type: ignore[assignment]
+        # Frames are split here once the upgrade is done (see the module's docstring).
+        self._framing = False
+        self._clean_upgrade = False
+        self._unparsed = bytearray()
+
+    # ------------------------------------------------------------ receiving
+    def data_received(self, data: bytes) -> None:
+        if self._framing:
+            self._split_frames(data)
+            return
+        initiated = self.handshake_initiated
+        super().data_received(data)
+        # Frames may be split here only if nothing followed the upgrade request before
+        # the app accepted (clients must wait for the 101 response before sending).
+        self._clean_upgrade = (
+            not initiated and self.handshake_initiated and data.endswith(b"\r\n\r\n")
+        )
+
+    def _split_frames(self, data: bytes) -> None:
+        buf = self._unparsed
+        buf += data
+        end = len(buf)
+        pos = 0
+        conn = self.conn
+        limit = conn.max_message_size
+        while end - pos >= 2:
+            head1 = buf[pos]
+            head2 = buf[pos + 1]
+            length = head2 & 0x7F
+            start = pos + 2
+            if length == 126:
+                if end - start < 2:
+                    break
+                length = int.from_bytes(buf[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if end - start < 8:
+                    break
+                length = int.from_bytes(buf[start : start + 8], "big")
+                start += 8
+            if not head2 & 0x80 or (limit is not None and length > limit):
+                # Unmasked, or too large: websockets refuses it (and closes).
+                self._stop_splitting(pos)
+                return
+            frame_end = start + 4 + length
+            if frame_end > end:
+                break
+            if (
+                head1 == 0x82  # FIN, binary, no RSV bits
+                and conn.state is State.OPEN
+                and conn.current_size is None
+                and not self.frames
+                and not self.close_sent
+            ):
+                payload = apply_mask(buf[start + 4 : frame_end], buf[start : start + 4])
+                queue = self.queue
+                queue.put_nowait({"type": "websocket.receive", "bytes": payload})
+                if not self.read_paused and len(queue) >= HIGH_WATER:
+                    self.read_paused = True
+                    self.transport.pause_reading()
+            else:
+                conn.receive_data(bytes(buf[pos:frame_end]))
+                if conn.parser_exc is not None:
+                    buf.clear()
+                    self._framing = False
+                    self.handle_parser_exception()
+                    return
+                self.handle_events()
+            pos = frame_end
+        del buf[:pos]
+
+    def _stop_splitting(self, pos: int) -> None:
+        """Hand the stream from ``pos`` on to websockets for good."""
+        rest = bytes(self._unparsed[pos:])
+        self._unparsed.clear()
+        self._framing = False
+        super().data_received(rest)
 
     def send_receive_event_to_app(self) -> None:
         frames = self.frames
@@ -136,3 +224,11 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.write(binary_frame_header(len(data)) + data)
             return
         await super().send(message)
+        if (
+            message["type"] == "websocket.accept"
+            and self._clean_upgrade
+            and self.handshake_complete
+            and not self.close_sent
+            and not self.conn.reader.buffer
+        ):
+            self._framing = True

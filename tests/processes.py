@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -73,20 +73,14 @@ def _wait_healthy(server: Server, timeout: float = 30) -> None:
 
 
 @contextmanager
-def daphne(tmp_path: Path, name: str, **env: str) -> Iterator[Server]:
-    """A real Daphne process serving config.asgi on a free loopback port."""
+def _server(
+    tmp_path: Path, name: str, command: list[str], env: dict[str, str]
+) -> Iterator[Server]:
     port = free_port()
     log = tmp_path / f"{name}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [
-                str(BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "config.asgi:application",
-            ],
+            [*command[:1], *[arg.format(port=port) for arg in command[1:]]],
             cwd=ROOT,
             env=service_env(**env),
             stdout=sink,
@@ -103,6 +97,37 @@ def daphne(tmp_path: Path, name: str, **env: str) -> Iterator[Server]:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def daphne(tmp_path: Path, name: str, **env: str) -> AbstractContextManager[Server]:
+    """A real Daphne process serving config.asgi on a free loopback port."""
+    command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", "{port}"]
+    return _server(tmp_path, name, [*command, "config.asgi:application"], env)
+
+
+def uvicorn_media(
+    tmp_path: Path, name: str, **env: str
+) -> AbstractContextManager[Server]:
+    """A real media process as the README runs it: uvicorn, uvloop, MediaWebSocketProtocol."""
+    command = [
+        str(BIN / "uvicorn"),
+        "--loop",
+        "uvloop",
+        "--ws",
+        "config.media_server:MediaWebSocketProtocol",
+        "--ws-per-message-deflate",
+        "false",
+        "--ws-max-size",
+        "131072",
+        "--lifespan",
+        "on",
+        "--no-access-log",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
+    return _server(tmp_path, name, [*command, "config.asgi:application"], env)
 
 
 @contextmanager

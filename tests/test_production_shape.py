@@ -11,7 +11,7 @@ from django.conf import settings
 
 from calls.models import Call, CallState, EngineHost
 from conftest import Tenant
-from tests.processes import celery_worker, daphne
+from tests.processes import celery_worker, daphne, uvicorn_media
 
 pytestmark = [
     pytest.mark.production_shape,
@@ -124,7 +124,8 @@ def test_a_media_socket_on_another_process_still_echoes_sample_exact(
     from calls.tests.media_client import MediaClient, chirp, find
 
     headers = {"Authorization": f"Bearer {tenant.test_key}"}
-    with daphne(tmp_path, "a", **FAST) as a, daphne(tmp_path, "b", **FAST) as b:
+    # The call's runtime in a Daphne process, its socket on a media process (uvicorn).
+    with daphne(tmp_path, "a", **FAST) as a, uvicorn_media(tmp_path, "b", **FAST) as b:
         via_a = httpx.Client(base_url=a.url, headers=headers, timeout=20)
         session_id = _ready_session(via_a)
         call_id = via_a.post(
