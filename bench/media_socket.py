@@ -51,7 +51,25 @@ HOST = "127.0.0.1"
 ECHO_DELAY_S = 0.100  # the simulator's echo peer answers 100 ms later
 ECHO_PEER = "15550000001@s.whatsapp.net"
 BARE_STEPS = [100, 200, 300, 400, 500, 550, 600, 650, 700, 750, 800, 850, 900, 1000]
-SWITCHBOARD_STEPS = [25, 50, 75, 100, 150, 200, 250, 300, 350, 375, 400, 425, 450, 475, 500, 550, 600]
+SWITCHBOARD_STEPS = [
+    25,
+    50,
+    75,
+    100,
+    150,
+    200,
+    250,
+    300,
+    350,
+    375,
+    400,
+    425,
+    450,
+    475,
+    500,
+    550,
+    600,
+]
 RESULTS_START = "<!-- media_socket results: start -->"
 RESULTS_END = "<!-- media_socket results: end -->"
 

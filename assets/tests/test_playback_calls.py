@@ -120,7 +120,7 @@ def active_call(
     call_id = response.json()["data"]["callId"]
     wait_for(lambda: Call.objects.get(public_id=call_id).state == CallState.ACTIVE)
     runtime = engine.runtimes[call_id]
-    wait_for(lambda: runtime in engine.clock._order)
+    wait_for(lambda: runtime in engine.clock)
     recorder = Recorder()
     on_home(lambda: runtime.subscribers.append(recorder))
     return call_id, runtime, recorder
