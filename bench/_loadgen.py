@@ -582,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     bare = sub.add_parser("serve-bare", help="run the bare websockets echo server")
     bare.add_argument("--host", default="127.0.0.1")
     bare.add_argument("--port", type=int, default=8765)
+    bare.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop"
+    )
     profiled = sub.add_parser(
         "profiled",
         help="run a Python server script, profiling SIGUSR1..SIGUSR2 windows",
@@ -589,7 +592,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     profiled.add_argument("--out", required=True, help="path prefix of the profiles")
     profiled.add_argument("script", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    if args.command == "serve-bare":
+    if args.command == "serve-bare" and args.uvloop:
+        import uvloop
+
+        uvloop.run(serve_bare(args.host, args.port))
+    elif args.command == "serve-bare":
         asyncio.run(serve_bare(args.host, args.port))
     elif args.command == "profiled":
         run_profiled(args.out, args.script)

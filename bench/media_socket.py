@@ -179,7 +179,9 @@ def switchboard_env(var_dir: Path) -> dict[str, str]:
     return env
 
 
-def start_bare(core: int, workdir: Path, profile: bool = False) -> Server:
+def start_bare(
+    core: int, workdir: Path, profile: bool = False, uvloop: bool = False
+) -> Server:
     port = free_port()
     log = workdir / "bare.log"
     with log.open("wb") as out:
@@ -192,6 +194,7 @@ def start_bare(core: int, workdir: Path, profile: bool = False) -> Server:
                     "serve-bare",
                     "--port",
                     str(port),
+                    *(["--uvloop"] if uvloop else []),
                 ],
                 workdir / "bare" if profile else None,
             ),
@@ -274,10 +277,11 @@ def start_switchboard(
 
 # -- Switchboard REST ---------------------------------------------------------------
 class Api:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, record: bool = True) -> None:
         import httpx
 
         self.server = server
+        self.record = record
         self.http = httpx.AsyncClient(
             base_url=f"http://{HOST}:{server.port}/api/v1",
             headers={"Authorization": f"Bearer {server.api_key}"},
@@ -308,7 +312,9 @@ class Api:
     async def place_call(self, sid: str, gate: asyncio.Semaphore) -> tuple[str, str]:
         async with gate:
             made = await self.request(
-                "POST", f"/sessions/{sid}/calls", {"to": ECHO_PEER}
+                "POST",
+                f"/sessions/{sid}/calls",
+                {"to": ECHO_PEER, "record": self.record},
             )
         cid = made["data"]["callId"]
         deadline = time.monotonic() + 30
@@ -349,7 +355,7 @@ class Api:
 # -- steps --------------------------------------------------------------------------
 async def run_step(server: Server, n: int, args: argparse.Namespace) -> lg.StepResult:
     n_frames = round((args.warmup + args.seconds) / lg.FRAME_S)
-    api = Api(server) if server.kind != "bare" else None
+    api = Api(server, args.record) if server.kind != "bare" else None
     calls: list[tuple[str, str]] = []
     clients: list[lg.Client] = []
     try:
@@ -678,6 +684,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs"
     )
+    parser.add_argument(
+        "--bare-uvloop",
+        action="store_true",
+        help="run the bare reference on uvloop (as Switchboard's uvicorn runs) instead "
+        "of asyncio's own loop",
+    )
+    parser.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record the calls (the product's default; --no-record measures the media "
+        "path without the recorder)",
+    )
     return parser.parse_args(argv)
 
 
@@ -693,7 +712,9 @@ async def amain(args: argparse.Namespace) -> int:
     try:
         for kind in ["bare", *kinds]:
             if kind == "bare":
-                server = start_bare(args.server_core, workdir, args.profile)
+                server = start_bare(
+                    args.server_core, workdir, args.profile, args.bare_uvloop
+                )
             else:
                 # Synchronous on purpose: nothing else runs yet, and an interrupt
                 # cannot leave a server starting in a thread behind.
@@ -728,11 +749,13 @@ async def amain(args: argparse.Namespace) -> int:
             f"{args.server_core}, load generator to core {args.client_core}; "
             f"{args.warmup:g} s warm-up + {args.seconds:g} s measured per step, "
             f"`--client {args.client}`, "
+            + ("calls recorded (the default), " if args.record else "`--no-record`, ")
             + ("SCHED_RR (`--realtime`)." if args.realtime else f"nice {args.nice}."),
         ]
         for kind, results in all_results.items():
             title = (
-                "bare `websockets` echo (reference)"
+                "bare `websockets` echo (reference"
+                + (", on uvloop)" if args.bare_uvloop else ")")
                 if kind == "bare"
                 else (f"Switchboard on {kind}")
             )

@@ -64,24 +64,25 @@ def binary_frame_header(length: int) -> bytes:
 class MessageQueue:
     """What uvicorn needs of its receive queue (put_nowait, get, empty), lighter."""
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_waiters", "items")
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
+        self.items: deque[Any] = deque()  # len(items) is what is waiting
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def empty(self) -> bool:
-        return not self._items
+        return not self.items
 
     def put_nowait(self, item: Any) -> None:
-        self._items.append(item)
-        self._wake_one()
+        self.items.append(item)
+        if self._waiters:
+            self._wake_one()
 
     async def get(self) -> Any:
-        items = self._items
+        items = self.items
         while not items:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -164,7 +165,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
                 payload = apply_mask(buf[start + 4 : frame_end], buf[start : start + 4])
                 queue = self.queue
                 queue.put_nowait({"type": "websocket.receive", "bytes": payload})
-                if not self.read_paused and len(queue) >= HIGH_WATER:
+                if not self.read_paused and len(queue.items) >= HIGH_WATER:
                     self.read_paused = True
                     self.transport.pause_reading()
             else:
@@ -193,14 +194,14 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         self.frames = []
         queue = self.queue
         queue.put_nowait({"type": "websocket.receive", "bytes": frames[0]})
-        if not self.read_paused and len(queue) >= HIGH_WATER:
+        if not self.read_paused and len(queue.items) >= HIGH_WATER:
             self.read_paused = True
             self.transport.pause_reading()
 
     async def receive(self) -> Any:
         queue = self.queue
         message = await queue.get()
-        if self.read_paused and len(queue) <= LOW_WATER:
+        if self.read_paused and len(queue.items) <= LOW_WATER:
             self.read_paused = False
             self.transport.resume_reading()
         return message
