@@ -102,10 +102,7 @@ class MediaLink:
                 f"The playout buffer holds at most {self.capacity_ms} ms; {dropped} ms were dropped. "
                 f"Pause at bufferedMs ≥ {self.pause_ms} and resume at ≤ {self.resume_ms}.",
             )
-        if (
-            not self.paused
-            and buffer.written_total - buffer.played_total >= self._pause_samples
-        ):
+        if not self.paused and buffer.buffered >= self._pause_samples:
             self.paused = True
             self.report_buffer()
 
@@ -176,7 +173,7 @@ class MediaLink:
                 self.send_json(
                     {"type": "mark", "name": name, "playedMs": self.played_ms}
                 )
-        left = buffer.written_total - buffer.played_total
+        left = buffer.buffered
         if left:
             # Audio still waits after this tick: report at least every 200 ms.
             self._ticks_since_report += 1
