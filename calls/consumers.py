@@ -33,6 +33,7 @@ from calls.runtime.engine import Engine, ensure_engine
 from calls.runtime.media_link import MediaLink, ready_frame
 from calls.runtime.runtime import CallRuntime
 from config.api.errors import ApplicationError, Forbidden, Unauthenticated
+from config.media_server import BINARY_RECEIVER
 
 logger = logging.getLogger(__name__)
 
@@ -150,12 +151,19 @@ class MediaConsumer(AsyncConsumer):
             await send({"type": "websocket.close", "code": 4000 + refusal.status})
             return
         await send({"type": "websocket.accept"})
+        # A server with Switchboard's media protocol hands binary frames to the link as
+        # they are parsed, without waking this task for each (config/media_server.py).
+        direct = scope.get("extensions", {}).get(BINARY_RECEIVER)
         try:
             engine = await ensure_engine()
             media = await self._attach(engine, call)
             if media is not None:
+                if direct is not None:
+                    direct["set"](media.push_audio)
                 await self._receive_loop(receive, media)
         finally:
+            if direct is not None:
+                direct["set"](None)
             self._detach()
             if self.bridge is not None:
                 await self.bridge.shut()

@@ -24,6 +24,14 @@ general-purpose machinery this traffic does not need:
   ``LOW_WATER``: memory stays bounded, and a slow app still pushes back on its client.
 - **The receive queue**: an ``asyncio.Queue`` (task accounting, events, putters) becomes a
   deque with the waiting receivers' futures.
+- **Delivering**: every queued message wakes the app's task, which resumes through each
+  layer of the ASGI stack to take one frame. The protocol offers an ASGI extension,
+  ``scope["extensions"]["switchboard.binary_receiver"]``: the app passes it a callable
+  (``{"set": f}`` holds the setter: ``set(callback)``, ``set(None)`` to stop) and binary
+  messages are then handed to ``callback(data)`` as they are parsed, whenever nothing is
+  waiting in the queue (so they never overtake a text message the app has not taken
+  yet). Text, close and disconnect messages still come through ``receive()``. A server
+  without the extension simply delivers everything through ``receive()``.
 
 Everything else (text frames, close, pings, the handshake) goes through uvicorn unchanged.
 The class relies on uvicorn's and websockets' internals: ``pyproject.toml`` bounds their
@@ -33,21 +41,27 @@ versions and ``tests/test_media_server.py`` runs it over real sockets.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import (
     WebSocketsSansIOProtocol,
 )
 from websockets.frames import apply_mask
+from websockets.http11 import Request
 from websockets.protocol import State
+
+logger = logging.getLogger(__name__)
 
 _FIN_BINARY = 0x82
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 
+BINARY_RECEIVER = "switchboard.binary_receiver"
 HIGH_WATER = 32  # messages waiting for the app before the socket stops being read
 LOW_WATER = 4
 
@@ -112,6 +126,30 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         self._framing = False
         self._clean_upgrade = False
         self._unparsed = bytearray()
+        self._binary_receiver: Callable[[bytes], None] | None = None
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][BINARY_RECEIVER] = {"set": self._set_binary_receiver}
+
+    def _set_binary_receiver(self, callback: Callable[[bytes], None] | None) -> None:
+        self._binary_receiver = callback
+
+    def _deliver_binary(self, data: bytes) -> None:
+        receiver = self._binary_receiver
+        queue = self.queue
+        if receiver is not None and not queue.items:
+            try:
+                receiver(data)
+            except Exception:
+                logger.exception("The binary receiver of a WebSocket failed")
+            return
+        queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        if not self.read_paused and len(queue.items) >= HIGH_WATER:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     # ------------------------------------------------------------ receiving
     def data_received(self, data: bytes) -> None:
@@ -162,12 +200,9 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
                 and not self.frames
                 and not self.close_sent
             ):
-                payload = apply_mask(buf[start + 4 : frame_end], buf[start : start + 4])
-                queue = self.queue
-                queue.put_nowait({"type": "websocket.receive", "bytes": payload})
-                if not self.read_paused and len(queue.items) >= HIGH_WATER:
-                    self.read_paused = True
-                    self.transport.pause_reading()
+                self._deliver_binary(
+                    apply_mask(buf[start + 4 : frame_end], buf[start : start + 4])
+                )
             else:
                 conn.receive_data(bytes(buf[pos:frame_end]))
                 if conn.parser_exc is not None:
@@ -192,11 +227,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             super().send_receive_event_to_app()
             return
         self.frames = []
-        queue = self.queue
-        queue.put_nowait({"type": "websocket.receive", "bytes": frames[0]})
-        if not self.read_paused and len(queue.items) >= HIGH_WATER:
-            self.read_paused = True
-            self.transport.pause_reading()
+        self._deliver_binary(frames[0])
 
     async def receive(self) -> Any:
         queue = self.queue
