@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from calls.runtime.engine import Engine, ensure_engine
 from calls.runtime.media_link import MediaLink, ready_frame
 from calls.runtime.runtime import CallRuntime
 from config.api.errors import ApplicationError, Forbidden, Unauthenticated
-from config.media_server import BINARY_RECEIVER
+from config.media_server import BINARY_RECEIVER, BINARY_SENDER
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class MediaConsumer(AsyncConsumer):
         self.link: MediaLink | None = None
         self.runtime: CallRuntime | None = None
         self.bridge: SocketBridge | None = None
+        self._send_binary_now: Callable[[bytes], bool] | None = None
 
         first = await receive()
         if first["type"] != "websocket.connect":
@@ -153,7 +155,10 @@ class MediaConsumer(AsyncConsumer):
         await send({"type": "websocket.accept"})
         # A server with Switchboard's media protocol hands binary frames to the link as
         # they are parsed, without waking this task for each (config/media_server.py).
-        direct = scope.get("extensions", {}).get(BINARY_RECEIVER)
+        extensions = scope.get("extensions") or {}
+        direct = extensions.get(BINARY_RECEIVER)
+        sender = extensions.get(BINARY_SENDER)
+        self._send_binary_now = sender["send"] if sender is not None else None
         try:
             engine = await ensure_engine()
             media = await self._attach(engine, call)
@@ -234,13 +239,15 @@ class MediaConsumer(AsyncConsumer):
 
     # ------------------------------------------------------------ sending
     def send_audio(self, data: bytes) -> None:
-        message = {"type": "websocket.send", "bytes": data}
         if self._draining is None and not self._queue and not self._closed:
-            self._send_now(message)  # every tick, for every call
+            # Every tick, for every call.
+            send_now = self._send_binary_now
+            if send_now is None or not send_now(data):
+                self._send_now({"type": "websocket.send", "bytes": data})
         elif self._queued_audio >= MAX_QUEUED_AUDIO_FRAMES:
             self.dropped_frames += 1
         else:
-            self._enqueue(message)
+            self._enqueue({"type": "websocket.send", "bytes": data})
 
     def send_json(self, payload: dict[str, Any]) -> None:
         self._enqueue({"type": "websocket.send", "text": json.dumps(payload)})

@@ -31,7 +31,10 @@ general-purpose machinery this traffic does not need:
   messages are then handed to ``callback(data)`` as they are parsed, whenever nothing is
   waiting in the queue (so they never overtake a text message the app has not taken
   yet). Text, close and disconnect messages still come through ``receive()``. A server
-  without the extension simply delivers everything through ``receive()``.
+  without the extension simply delivers everything through ``receive()``. The other way,
+  ``scope["extensions"]["switchboard.binary_sender"]["send"](data)`` writes a binary
+  message at once and returns True when the short sending path applies (False: send it
+  as a ``websocket.send`` message instead), sparing the message and the coroutine.
 
 Everything else (text frames, close, pings, the handshake) goes through uvicorn unchanged.
 The class relies on uvicorn's and websockets' internals: ``pyproject.toml`` bounds their
@@ -62,6 +65,7 @@ _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 
 BINARY_RECEIVER = "switchboard.binary_receiver"
+BINARY_SENDER = "switchboard.binary_sender"
 HIGH_WATER = 32  # messages waiting for the app before the socket stops being read
 LOW_WATER = 4
 
@@ -133,6 +137,7 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][BINARY_RECEIVER] = {"set": self._set_binary_receiver}
+            scope["extensions"][BINARY_SENDER] = {"send": self.send_binary_now}
 
     def _set_binary_receiver(self, callback: Callable[[bytes], None] | None) -> None:
         self._binary_receiver = callback
@@ -237,13 +242,11 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.resume_reading()
         return message
 
-    async def send(self, message: Any) -> None:
-        data = message.get("bytes")
+    def send_binary_now(self, data: bytes) -> bool:
+        """Write a binary message now if nothing stands in the way; say whether it did."""
         conn = self.conn
         if (
-            data is not None
-            and message["type"] == "websocket.send"
-            and self.handshake_complete
+            self.handshake_complete
             and not self.close_sent
             and not self.disconnected
             and self.initial_response is None
@@ -254,6 +257,16 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             and not conn.writes
         ):
             self.transport.write(binary_frame_header(len(data)) + data)
+            return True
+        return False
+
+    async def send(self, message: Any) -> None:
+        data = message.get("bytes")
+        if (
+            data is not None
+            and message["type"] == "websocket.send"
+            and self.send_binary_now(data)
+        ):
             return
         await super().send(message)
         if (

@@ -23,6 +23,8 @@ from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 
 from config.media_server import (
+    BINARY_RECEIVER,
+    BINARY_SENDER,
     HIGH_WATER,
     LOW_WATER,
     MediaWebSocketProtocol,
@@ -741,3 +743,109 @@ def test_frames_sent_before_the_accept_go_through_websockets_in_order(
     assert resumed is True
     assert received == [numbered(i, 10) for i in range(HIGH_WATER + 8)]
     assert parsed == [(Opcode.BINARY, True)] * (HIGH_WATER + 8) + [(Opcode.CLOSE, True)]
+
+
+# ---------------------------------------------------------------------------------------
+# The extensions: binary frames handed to a callback, and written without a message
+def test_binary_frames_reach_the_receiver_directly_but_never_overtake_text() -> None:
+    async def scenario() -> None:
+        direct: list[bytes] = []
+        through_receive: list[dict[str, Any]] = []
+
+        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+            await accept(receive, send)
+            scope["extensions"][BINARY_RECEIVER]["set"](direct.append)
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                through_receive.append(message)
+                if "text" in message and message["text"] == "stop":
+                    scope["extensions"][BINARY_RECEIVER]["set"](None)
+
+        async with serving(app) as (_, url):
+            _reader, writer = await raw_connect(url)
+            for i in range(3):
+                writer.write(masked(Opcode.BINARY, numbered(i, 1280)))
+            await eventually(lambda: len(direct) == 3)
+            assert direct == [numbered(i, 1280) for i in range(3)]
+            assert through_receive == []  # the app's task was never woken for them
+
+            # In one read: a text frame (queued for the app), then a binary frame,
+            # which must queue behind the text instead of overtaking it.
+            writer.write(
+                masked(Opcode.TEXT, b"first") + masked(Opcode.BINARY, numbered(3, 1280))
+            )
+            await eventually(lambda: len(through_receive) == 2)
+            assert through_receive == [
+                {"type": "websocket.receive", "text": "first"},
+                {"type": "websocket.receive", "bytes": numbered(3, 1280)},
+            ]
+            assert len(direct) == 3
+
+            writer.write(masked(Opcode.BINARY, numbered(5, 1280)))  # empty queue
+            await eventually(lambda: len(direct) == 4)
+            assert direct[-1] == numbered(5, 1280)
+
+            writer.write(masked(Opcode.TEXT, b"stop"))  # set(None): back to receive()
+            await eventually(lambda: len(through_receive) == 3)
+            writer.write(masked(Opcode.BINARY, numbered(6, 1280)))
+            await eventually(lambda: len(through_receive) == 4)
+            assert through_receive[-1]["bytes"] == numbered(6, 1280)
+            assert len(direct) == 4
+            writer.close()
+
+    run(scenario())
+
+
+def test_a_failing_receiver_is_logged_and_the_socket_keeps_working(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        seen: list[bytes] = []
+
+        def receiver(data: bytes) -> None:
+            seen.append(data)
+            if len(seen) == 1:
+                raise RuntimeError("boom")
+
+        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+            await accept(receive, send)
+            scope["extensions"][BINARY_RECEIVER]["set"](receiver)
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+
+        async with serving(app) as (_, url), connect(url) as ws:
+            await ws.send(numbered(0, 64))
+            await ws.send(numbered(1, 64))
+            await eventually(lambda: len(seen) == 2)
+            assert seen == [numbered(0, 64), numbered(1, 64)]
+
+    run(scenario())
+    assert "binary receiver of a WebSocket failed" in caplog.text
+
+
+def test_the_binary_sender_writes_at_once_and_declines_once_closed() -> None:
+    async def scenario() -> None:
+        answers: list[bool] = []
+
+        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+            await accept(receive, send)
+            send_now = scope["extensions"][BINARY_SENDER]["send"]
+            answers.append(send_now(numbered(0, 1280)))
+            await send({"type": "websocket.send", "text": "between"})
+            answers.append(send_now(numbered(1, 70000)))
+            await send({"type": "websocket.close", "code": 4409})
+            answers.append(send_now(numbered(2, 1280)))  # closed: not written
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+
+        async with serving(app) as (_, url), connect(url) as ws:
+            got = [await ws.recv() for _ in range(3)]
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+        assert got == [numbered(0, 1280), "between", numbered(1, 70000)]
+        assert answers == [True, True, False]
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+
+    run(scenario())
