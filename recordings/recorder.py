@@ -13,6 +13,7 @@ however long the call.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -26,7 +27,7 @@ import numpy as np
 from django.db import close_old_connections, transaction
 
 from calls.carriers.base import Frame
-from calls.media import SAMPLE_RATE
+from calls.media import FRAME_SAMPLES, SAMPLE_RATE
 from calls.media.codecs import scaled_to_pcm16
 from calls.media.wav import WavWriter
 from calls.runtime import hooks
@@ -70,6 +71,9 @@ _finaliser = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-fin
 
 _ending: set[Future[None]] = set()
 
+STAGGER_FRAMES = 50  # first blocks end on any of a second's ticks
+_stagger = itertools.count(0, 17)  # 17 and 50 are coprime: every offset in turn
+
 DIRECTIONS = (
     2  # rows of a block: inbound, outbound (the mix is made on the writer thread)
 )
@@ -84,14 +88,20 @@ class CallRecorder:
         self._failed = False
         self._block = np.empty((DIRECTIONS, SAMPLE_RATE), dtype=np.float32)
         self._filled = 0
+        # Calls placed together would fill their blocks on the same tick every second
+        # and hand hundreds of them to the writer at once, a burst that held the loop:
+        # each recorder's first block is shorter by a different number of frames, so
+        # hand-offs are spread over the second.
+        self._limit = SAMPLE_RATE - next(_stagger) % STAGGER_FRAMES * FRAME_SAMPLES
         self._spare: list[np.ndarray] = []
         _spool_writer.submit(self._open)
 
     # ------------------------------------------------------------ on the loop
     def on_media(self, inbound: Frame, outbound: Frame) -> None:
         count = len(inbound)
-        if self._filled + count > SAMPLE_RATE:
+        if self._filled + count > self._limit:
             self._hand_off()
+            self._limit = SAMPLE_RATE
         start, end = self._filled, self._filled + count
         block = self._block
         block[0, start:end] = inbound

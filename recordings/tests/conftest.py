@@ -19,6 +19,7 @@ from calls.runtime.engine import Engine
 from calls.tests.conftest import engine as calls_engine
 from calls.tests.conftest import fast_network, wait_for
 from config import home
+from recordings import recorder as recorder_module
 from recordings import spool
 from recordings.models import Recording
 from recordings.recorder import CallRecorder, wait_for_recorders
@@ -39,6 +40,14 @@ def engine(calls_engine: Engine) -> Iterator[Engine]:
 
     home.run_sync(drop_all())
     wait_for_recorders()
+
+
+@pytest.fixture
+def unstaggered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorders made in this test hand off their first block after a whole second,
+    like every later one (normally each first block is a little shorter, so calls
+    placed together do not hand off on the same tick; see test_recorder.py)."""
+    monkeypatch.setattr(recorder_module, "STAGGER_FRAMES", 1)
 
 
 @pytest.fixture(autouse=True)

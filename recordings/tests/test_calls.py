@@ -187,6 +187,7 @@ def _assert_not_recorded(
     assert listed.status_code == 200 and listed.json()["data"] == []
 
 
+@pytest.mark.usefixtures("unstaggered")
 def test_a_call_whose_process_died_is_finalised_by_the_reaper_from_its_spool(
     engine: Engine, tenant: Tenant
 ) -> None:

@@ -130,6 +130,7 @@ def test_the_task_retries_with_backoff_when_not_in_process(
     assert spool.call_dir(str(call.public_id)).exists()
 
 
+@pytest.mark.usefixtures("unstaggered")
 def test_files_a_crashed_process_never_closed_are_repaired_and_stored(
     tenant: Tenant,
 ) -> None:

@@ -7,10 +7,11 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from calls.media.codecs import float_to_pcm16
-from recordings.recorder import CallRecorder, wait_for_spool_writes
+from recordings.recorder import STAGGER_FRAMES, CallRecorder, wait_for_spool_writes
 from recordings.tests.conftest import tone
 
 
@@ -63,6 +64,7 @@ def test_ten_minutes_of_frames_do_not_grow_memory(tmp_path: Path) -> None:
     assert (tmp_path / "call" / "mixed.wav").stat().st_size == 44 + 2 * 610 * 16000
 
 
+@pytest.mark.usefixtures("unstaggered")
 def test_the_files_grow_a_second_at_a_time_not_a_frame_at_a_time(
     tmp_path: Path,
 ) -> None:
@@ -79,3 +81,27 @@ def test_the_files_grow_a_second_at_a_time_not_a_frame_at_a_time(
     assert growth == [32000] * 4
     recorder.close().result()
     assert path.stat().st_size == 44 + 5 * 32000  # the fifth second, by close()
+
+
+def test_recorders_made_together_hand_off_their_seconds_on_different_ticks(
+    tmp_path: Path,
+) -> None:
+    recorders = [CallRecorder(tmp_path / f"call{i}") for i in range(STAGGER_FRAMES)]
+    paths = [tmp_path / f"call{i}" / "outbound.wav" for i in range(STAGGER_FRAMES)]
+    heard = tone(1.2, amplitude=0.5)
+    first_write: dict[int, int] = {}
+    for tick in range(60):
+        frame = heard[tick * 320 : (tick + 1) * 320]
+        for recorder in recorders:
+            recorder.on_media(frame, frame)
+        wait_for_spool_writes()
+        for i, path in enumerate(paths):
+            if i not in first_write and path.stat().st_size > 44:
+                first_write[i] = tick
+    # Every recorder wrote its first block, each on a tick of its own.
+    assert sorted(first_write.values()) == list(range(1, STAGGER_FRAMES + 1))
+    for recorder in recorders:
+        recorder.close().result()
+    for path in paths:  # and nothing is lost or reordered by the shorter first block
+        outbound, _ = soundfile.read(path, dtype="int16")
+        np.testing.assert_array_equal(outbound, float_to_pcm16(heard))
