@@ -4,6 +4,9 @@
 generic dispatch: a media socket receives 50 frames a second, and the generic path
 (``await_many_dispatch`` plus closing stale database connections around every message)
 costs a thread hop per frame (see PERF-NOTES). The database is touched at connect only.
+Served by uvicorn with ``config.media_server.MediaWebSocketProtocol``, binary frames skip
+the receive loop altogether: the protocol hands them to the media link as they arrive and
+the link's frames are written without an ASGI message (the protocol's extensions).
 Authorisation happens before ``accept``: a refused upgrade is answered with HTTP 403.
 Clients authenticate with an API key; the dashboard's call console (a browser, which
 cannot set headers on a WebSocket) with its login session, from an allowed origin.

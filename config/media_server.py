@@ -2,7 +2,7 @@
 
 Processes that carry many media sockets run uvicorn (see the README), with
 ``--ws config.media_server:MediaWebSocketProtocol``. Every live call's socket carries a
-binary frame each way 50 times a second, and three of uvicorn's per-message costs are
+binary frame each way 50 times a second, and several of uvicorn's per-message costs are
 general-purpose machinery this traffic does not need:
 
 - **Sending**: uvicorn builds each frame through ``websockets``' frame objects (checks,
@@ -13,7 +13,7 @@ general-purpose machinery this traffic does not need:
 - **Parsing**: ``websockets``' parser runs each frame through several generators and a
   frame object. Once the upgrade is done, this protocol splits the byte stream into
   frames itself; a complete, masked, unfragmented binary frame (the media socket's audio)
-  is unmasked and queued for the app directly, and every other frame (text, ping, pong,
+  is unmasked and delivered to the app directly, and every other frame (text, ping, pong,
   close, fragments, anything malformed) is handed to ``websockets`` whole, so its parser
   always sees frame boundaries and enforces the protocol as before. A frame larger than
   the size limit, or an unmasked one, hands the rest of the stream to ``websockets``,

@@ -189,7 +189,11 @@ def test_owner_pairs_a_line_and_talks_to_the_echo_peer_from_the_browser(
     # Heard frames count from the socket's first; ours from the answer: the echo is at
     # least 100 ms (5 frames) behind, plus the time the answer took to reach the page.
     assert 5 <= lag < MAX_LAG, windows
-    assert heard["bufferReports"] > 0
+    # Live speech does not queue on the server: a page streaming in real time leaves
+    # nothing after the media clock's reads and so gets no `buffer` frames, and any that
+    # a network hiccup caused end with the queue back under the console's 200 ms limit.
+    history = heard["bufferHistory"]
+    assert not history or history[-1] <= 200, history
 
     # Muted, the peer hears silence, so the echo goes quiet; unmuted, it comes back.
     levels = tab.do(mute_and_unmute)
