@@ -74,9 +74,8 @@ _ending: set[Future[None]] = set()
 STAGGER_FRAMES = 50  # first blocks end on any of a second's ticks
 _stagger = itertools.count(0, 17)  # 17 and 50 are coprime: every offset in turn
 
-DIRECTIONS = (
-    2  # rows of a block: inbound, outbound (the mix is made on the writer thread)
-)
+# Rows of a block: inbound, outbound (the mix is made from them on the writer thread).
+DIRECTIONS = 2
 
 
 class CallRecorder:
