@@ -16,10 +16,25 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	@echo "==> Installing Switchboard and its development tools into $(VENV)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+# requirements.lock holds every package's exact version: pip takes it as constraints, so
+# each machine gets the same environment (a package it does not list installs as usual).
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	@echo "==> Installing Switchboard and its development tools into $(VENV) (requirements.lock)"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	@touch $@
+
+# After a change to pyproject.toml's dependencies: resolve them without the old lock
+# (what is installed and still fits stays) and write requirements.lock from the result.
+.PHONY: lock
+lock: | $(BIN)/python
+	@echo "==> Resolving pyproject.toml in $(VENV) and writing requirements.lock"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@{ echo "# Every package of Switchboard's environment (pyproject.toml with [dev]), exactly as"; \
+	  echo "# CI and the developers' machines install it: \`make install\` gives this file to pip as"; \
+	  echo "# constraints. Made on Linux with Python 3.11. Not edited by hand: change"; \
+	  echo "# pyproject.toml, then \`make lock\` resolves it again and rewrites this file."; \
+	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements.lock
+	@touch $(VENV)/.installed
 
 install: $(VENV)/.installed
 

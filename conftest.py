@@ -46,6 +46,17 @@ def _engine_stops_before_the_database_goes(django_db_setup: Any) -> Iterator[Non
     shutil.rmtree(settings.RECORDING_SPOOL_DIR, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _own_scheduler() -> Iterator[None]:
+    """Each test starts with no in-process scheduler and ends by stopping the one it
+    started, so no webhook retry or periodic job of one test runs during another."""
+    from config import schedule
+
+    schedule.stop()
+    yield
+    schedule.stop()
+
+
 @dataclass
 class Tenant:
     account: Account

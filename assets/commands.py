@@ -1,6 +1,7 @@
 """The engine commands ``play`` and ``stop_playback``, run where the call's runtime lives.
 
-The REST views reach them through ``calls.runtime.control.call_command``; they run on
+The playback services (``assets.services.playback_start``, ``playback_stop``) reach them
+through ``calls.runtime.control.run_command``; they run on
 the home loop of the process hosting the call. Loading audio and writing events happen
 in worker threads, never on the media clock's path.
 """
@@ -21,11 +22,11 @@ from django.db import transaction
 from assets import selectors, services
 from assets.models import AssetStatus
 from assets.playback import Pcm16, Playback, PlaybackQueue
-from calls.media import SAMPLE_RATE
+from audio import SAMPLE_RATE
 from calls.models import CallState
-from config.api.errors import Conflict, InvalidRequest, NotFound
-from config.api.serializers import iso_ms
+from config.errors import Conflict, InvalidRequest, NotFound
 from config.ids import uuid7_str
+from config.times import iso_ms
 from events.models import EventType
 from events.services import event_emit
 
@@ -153,9 +154,9 @@ class CallPlayback(PlaybackQueue):
 
 
 def _playback_of(runtime: CallRuntime) -> CallPlayback | None:
-    for source in runtime.sources:
-        if isinstance(source, CallPlayback):
-            return source
+    for client in runtime.clients_of("playback"):
+        if isinstance(client, CallPlayback):
+            return client
     return None
 
 
@@ -181,8 +182,7 @@ async def play(runtime: CallRuntime, args: dict[str, Any]) -> dict[str, Any]:
     queue = _playback_of(runtime)
     if queue is None:
         queue = CallPlayback(runtime)
-        runtime.sources.append(queue)
-        runtime.observers.append(queue)
+        runtime.attach_client("playback", queue, source=True, observer=True)
     playback = Playback(playback_id=uuid7_str(), asset_id=asset_id, samples=samples)
     queue.add(playback, interrupt=mode == "interrupt")
     return playback_data(playback)

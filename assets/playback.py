@@ -22,7 +22,7 @@ import numpy.typing as npt
 Pcm16 = npt.NDArray[np.int16]
 Frame = npt.NDArray[np.float32]
 
-# int16 → float32 exactly as calls.media.codecs.pcm16_to_float does it.
+# int16 → float32 exactly as audio.codecs.pcm16_to_float does it.
 _SCALE = 1 / 32768
 
 QUEUED = "queued"

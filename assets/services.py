@@ -23,9 +23,9 @@ from assets import decoding, selectors
 from assets.api.serializers import AssetSerializer
 from assets.models import AssetStatus, AudioAsset
 from assets.uploads import FIELD, not_audio, too_large
-from calls.media.wav import WavWriter
-from config.api.errors import ApplicationError, InvalidRequest
-from config.api.serializers import iso_ms
+from audio.wav import WavWriter
+from config.errors import ApplicationError, Conflict, InvalidRequest
+from config.times import iso_ms
 from events import selectors as event_selectors
 from events.models import EventType
 from events.services import event_emit
@@ -279,3 +279,40 @@ def playbacks_reaped(*, call_pk: int) -> int:
                 session_public_id=call.session.public_id,
             )
     return len(open_playbacks)
+
+
+# ---------------------------------------------------------------- playback into calls
+
+
+def _require_active(call: Any) -> None:
+    from calls.models import CallState
+
+    if call.state != CallState.ACTIVE:
+        raise Conflict(
+            f"The call is {call.state}; audio plays only into active calls.",
+            code="call_not_active",
+        )
+
+
+def playback_start(
+    *, environment: Environment, call: Any, asset_id: str, mode: str = "queue"
+) -> dict[str, Any]:
+    """Play an environment's ready asset into its active call (queued or interrupting)."""
+    from calls.runtime import control
+
+    asset = selectors.asset_get(environment, asset_id)
+    if asset.status != AssetStatus.READY:
+        raise Conflict(
+            f"The asset is {asset.status}; only ready assets can be played.",
+            code="asset_not_ready",
+        )
+    _require_active(call)
+    return control.run_command(call, "play", asset_id=str(asset.public_id), mode=mode)
+
+
+def playback_stop(*, call: Any) -> dict[str, Any]:
+    """Stop the call's current playback and drop the queued ones."""
+    from calls.runtime import control
+
+    _require_active(call)
+    return control.run_command(call, "stop_playback")

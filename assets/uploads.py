@@ -25,7 +25,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from assets.decoding import ACCEPTED_FORMATS, SNIFF_BYTES, sniff
-from config.api.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from config.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
 FIELD = "audio"
 # Room for the multipart framing around the file: boundaries, part headers, a long

@@ -28,10 +28,10 @@ import django
 
 django.setup()
 
+from audio import FRAME_SAMPLES  # noqa: E402
+from audio.playout import PlayoutBuffer  # noqa: E402
 from calls.carriers.base import LegInfo  # noqa: E402
 from calls.carriers.simulator import EchoLeg  # noqa: E402
-from calls.media import FRAME_SAMPLES  # noqa: E402
-from calls.media.playout import PlayoutBuffer  # noqa: E402
 from calls.runtime.clock import LATENESS_WINDOW, PHASES  # noqa: E402
 from calls.runtime.engine import Engine  # noqa: E402
 from calls.runtime.runtime import CallRuntime  # noqa: E402

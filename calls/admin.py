@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 
 from calls.models import Call, CallState, EngineHost, Session
 from calls.runtime import control
-from config.api.errors import ApplicationError
+from config.errors import ApplicationError
 from events.selectors import call_timeline
 
 
@@ -19,22 +19,35 @@ class SessionAdmin(admin.ModelAdmin):
         "display_name",
         "public_id",
         "environment",
+        "carrier",
         "connection_state",
         "paired",
-        "phone_jid",
+        "address",
+        "last_error_text",
         "created_at",
     ]
     list_filter = [
+        "carrier",
         "connection_state",
         "paired",
         "environment__kind",
         "environment__account",
     ]
-    search_fields = ["public_id", "display_name", "phone_jid"]
+    search_fields = ["public_id", "display_name", "address"]
+    # Credentials (encrypted) and the carrier's line state (pairing secrets) never show.
+    exclude = ["credentials", "line_state"]
     readonly_fields = [
-        field.name for field in Session._meta.fields if field.name != "display_name"
-    ]
-    exclude = ["qr_payload", "pairing_code"]
+        field.name
+        for field in Session._meta.fields
+        if field.name not in ("display_name", "credentials", "line_state")
+    ] + ["last_error_text"]
+
+    @admin.display(description="last error")
+    def last_error_text(self, session: Session) -> str:
+        error = session.last_error or {}
+        if not error:
+            return "—"
+        return f"{error.get('code')}: {error.get('message')} ({error.get('at')})"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -64,7 +77,7 @@ class CallAdmin(admin.ModelAdmin):
     list_display = [
         "public_id",
         "direction",
-        "peer_jid",
+        "peer_address",
         "state",
         "end_reason",
         "account",
@@ -81,7 +94,7 @@ class CallAdmin(admin.ModelAdmin):
         "environment__account",
         ("created_at", admin.DateFieldListFilter),
     ]
-    search_fields = ["public_id", "peer_jid"]
+    search_fields = ["public_id", "peer_address"]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Call._meta.fields] + ["timeline"]
     actions = ["end_calls"]
@@ -128,7 +141,7 @@ class CallAdmin(admin.ModelAdmin):
         ended = 0
         for call in queryset.exclude(state=CallState.ENDED):
             try:
-                control.call_command(call, "end")
+                control.call_end(call)
                 ended += 1
             except ApplicationError as error:
                 self.message_user(

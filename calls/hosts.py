@@ -11,9 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from calls import services
-from calls.api.serializers import call_snapshot
-from calls.models import Call, CallState, EndReason, EngineHost
+from calls.carriers.base import LineInfo
+from calls.credentials import unseal
+from calls.models import Call, CallState, Direction, EndReason, EngineHost, Session
 from calls.runtime import hooks as runtime_hooks
+from calls.snapshots import call_snapshot
+from config.errors import NotFound
 
 
 def host_register(*, host_id: str, channel_name: str) -> EngineHost:
@@ -75,10 +78,6 @@ def reap_orphaned_calls(*, alive_host: str | None = None) -> int:
     return count
 
 
-def rotate_qrs() -> int:
-    return services.sessions_rotate_due_qrs()
-
-
 def gone_among(call_pks: list[int]) -> set[int]:
     """The calls among these that have ended (or no longer exist)."""
     live = Call.objects.filter(pk__in=call_pks).exclude(state=CallState.ENDED)
@@ -96,9 +95,39 @@ def call_details(call_pk: int) -> dict[str, Any]:
         "environment_id": str(call.environment.public_id),
         "session_id": str(call.session.public_id),
         "direction": call.direction,
-        "peer_jid": call.peer_jid,
-        "local_jid": call.session.phone_jid,
-        "behavior": call.behavior,
+        "peer_address": call.peer_address,
         "carrier": call.session.carrier,
+        "line": line_info(call.session),
         "snapshot": call_snapshot(call),
     }
+
+
+def line_info(session: Session) -> LineInfo:
+    """What a driver is told about a session's line (its credentials decrypted)."""
+    return LineInfo(
+        session_id=str(session.public_id),
+        environment_id=str(session.environment.public_id),
+        address=session.address,
+        settings=dict(session.carrier_settings or {}),
+        secrets=unseal(session.credentials),
+    )
+
+
+def offer_incoming(
+    session_id: str, from_address: str, host: str
+) -> tuple[int, dict[str, Any]]:
+    """Create the ringing row of a call the network offers; return its pk and details."""
+    session = (
+        Session.objects.select_related("environment")
+        .filter(public_id=session_id, deleted_at__isnull=True)
+        .first()
+    )
+    if session is None:
+        raise NotFound("No such session.", code="session_not_found")
+    call = services.call_create(
+        session=session,
+        peer_address=from_address,
+        direction=Direction.INCOMING,
+        host=host,
+    )
+    return call.pk, call_details(call.pk)

@@ -30,11 +30,17 @@ class Session(PublicIdModel):
     )
     paired = models.BooleanField(default=False)
     active = models.BooleanField(default=False)
-    phone_jid = models.CharField(max_length=64, blank=True, default="")
-    qr_payload = models.CharField(max_length=200, blank=True, default="")
-    qr_created_at = models.DateTimeField(null=True, blank=True)
-    pairing_code = models.CharField(max_length=9, blank=True, default="")
-    pairing_phone = models.CharField(max_length=20, blank=True, default="")
+    # The line's own address on its network (a JID, a phone number, a SIP user).
+    address = models.CharField(max_length=255, blank=True, default="")
+    # The carrier's settings object as given (no secrets), and its secrets, encrypted
+    # (calls/credentials.py); what the carrier keeps about the line (e.g. a pairing QR).
+    carrier_settings = models.JSONField(default=dict, blank=True)
+    credentials = models.TextField(blank=True, default="")
+    line_state = models.JSONField(default=dict, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    # The process that holds the line's network presence, while its lease runs.
+    line_holder = models.CharField(max_length=128, blank=True, default="")
+    line_lease_until = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -42,9 +48,10 @@ class Session(PublicIdModel):
     class Meta:
         ordering = ["-id"]
         indexes = [
-            # Housekeeping rotates the QR of sessions that are pairing.
+            # Carrier housekeeping: a carrier's lines in a state (pairing QRs to
+            # rotate, lines whose network presence a process must hold).
             models.Index(
-                fields=["connection_state", "qr_created_at"], name="session_pairing_idx"
+                fields=["carrier", "connection_state"], name="session_carrier_state_idx"
             ),
         ]
 
@@ -101,7 +108,7 @@ class Call(PublicIdModel):
         Environment, on_delete=models.CASCADE, related_name="calls"
     )
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="calls")
-    peer_jid = models.CharField(max_length=64)
+    peer_address = models.CharField(max_length=255)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     state = models.CharField(max_length=12, choices=CallState.choices)
     end_reason = models.CharField(
@@ -109,7 +116,10 @@ class Call(PublicIdModel):
     )
     audio_muted = models.BooleanField(default=False)
     record = models.BooleanField(default=True)
-    behavior = models.CharField(max_length=32, blank=True, default="")
+    # What the network said about a failure: {carrier, code, message}.
+    end_detail = models.JSONField(null=True, blank=True)
+    # The client transport attached now ("websocket", "stream"), blank when none is.
+    transport = models.CharField(max_length=16, blank=True, default="")
     host = models.CharField(max_length=128, blank=True, default="")
     ringing_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calls.consumers import MediaConsumer
+from calls.transports.websocket.consumer import MediaConsumer
 
 websocket_urlpatterns = [
     path(

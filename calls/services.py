@@ -1,27 +1,33 @@
-"""Writes for sessions and calls. Call state changes are atomic conditional updates."""
+"""Writes for sessions and calls. Call state changes are atomic conditional updates.
+
+What a line does on its network is its carrier's business (``calls/carriers/``): these
+services lock the row, ask the session's driver, save, and tell (events).
+"""
 
 from __future__ import annotations
 
-import secrets
-import string
-from datetime import timedelta
+from collections.abc import Mapping
+from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Environment
 from calls import state as sm
-from calls.api.serializers import call_snapshot, session_snapshot
+from calls.carriers import carriers_for, get_carrier
+from calls.carriers.base import Carrier
+from calls.credentials import seal, unseal
 from calls.models import Call, CallState, ConnectionState, Direction, EndReason, Session
-from config.api.errors import Conflict
+from calls.snapshots import call_snapshot, session_snapshot
+from config.errors import Conflict, InvalidRequest
 from events.models import EventType
 from events.services import event_emit
 
 # ---------------------------------------------------------------- sessions
 
 
-def _emit_session(session: Session, type: str, data: dict | None = None) -> None:
+def session_event(session: Session, type: str, data: dict | None = None) -> None:
+    """Write an event about a session (in the caller's transaction)."""
     event_emit(
         environment=session.environment,
         type=type,
@@ -30,8 +36,8 @@ def _emit_session(session: Session, type: str, data: dict | None = None) -> None
     )
 
 
-def _emit_connection_state(session: Session) -> None:
-    _emit_session(
+def announce_connection_state(session: Session) -> None:
+    session_event(
         session,
         EventType.CONNECTION_STATE,
         {
@@ -42,33 +48,93 @@ def _emit_connection_state(session: Session) -> None:
     )
 
 
-def _new_qr_payload() -> str:
-    # Shaped like a linked-device QR: ref, public key, identity key, comma separated.
-    return ",".join(
-        [
-            "2@" + secrets.token_urlsafe(24),
-            secrets.token_urlsafe(32),
-            secrets.token_urlsafe(32),
-        ]
-    )
+def carrier_of(session: Session) -> Carrier:
+    return get_carrier(session.carrier)
+
+
+def _choose_carrier(environment: Environment, name: str | None) -> Carrier:
+    allowed = carriers_for(environment)
+    if name is None:
+        name = allowed[0]
+    if name not in allowed:
+        where = "test" if environment.is_test else "live"
+        raise InvalidRequest(
+            f"Carrier {name!r} is not available in {where} environments; "
+            f"choose one of: {', '.join(allowed)}.",
+            code="carrier_not_available",
+            param="carrier",
+        )
+    return get_carrier(name)
 
 
 @transaction.atomic
 def session_create(
-    *, environment: Environment, display_name: str, device_browser: str = ""
+    *,
+    environment: Environment,
+    display_name: str,
+    device_browser: str = "",
+    carrier: str | None = None,
+    carrier_settings: Mapping[str, Any] | None = None,
 ) -> Session:
-    """Create a session (a line to be linked) in an environment."""
+    """Create a session (a line to be linked or connected) in an environment."""
+    driver = _choose_carrier(environment, carrier)
+    shown, secrets = driver.validate_settings(carrier_settings)
     session = Session.objects.create(
         environment=environment,
         display_name=display_name,
         device_browser=device_browser,
-        carrier="simulator" if environment.is_test else settings.LIVE_CARRIER,
+        carrier=driver.name,
+        carrier_settings=shown,
+        credentials=seal(secrets),
+        # Carriers that do not pair are usable as soon as they connect.
+        paired=not driver.pairs,
     )
-    _emit_session(session, EventType.SESSION_CREATED)
+    session_event(session, EventType.SESSION_CREATED)
     return session
 
 
-def _locked(session: Session) -> Session:
+@transaction.atomic
+def session_update(
+    *,
+    session: Session,
+    display_name: str | None = None,
+    device_browser: str | None = None,
+    carrier_settings: Mapping[str, Any] | None = None,
+) -> Session:
+    """Rename a session or change its carrier settings (omitted fields keep theirs).
+
+    New settings on a line that is up bring it up again with them.
+    """
+    session = session_locked(session)
+    require_alive(session)
+    if display_name is not None:
+        session.display_name = display_name
+    if device_browser is not None:
+        session.device_browser = device_browser
+    if carrier_settings is not None:
+        driver = carrier_of(session)
+        shown, secrets = driver.validate_settings(
+            carrier_settings,
+            current=session.carrier_settings,
+            current_secrets=unseal(session.credentials),
+        )
+        session.carrier_settings = shown
+        session.credentials = seal(secrets)
+        if driver.holds_lines:
+            generation = int(session.line_state.get("generation", 0)) + 1
+            session.line_state = {**session.line_state, "generation": generation}
+            if session.active:
+                was = session.connection_state
+                session.connection_state = ConnectionState.CONNECTING
+                session.save()
+                if was != session.connection_state:
+                    announce_connection_state(session)
+                return session
+    session.save()
+    return session
+
+
+def session_locked(session: Session) -> Session:
     return (
         Session.objects.select_for_update()
         .select_related("environment")
@@ -76,147 +142,45 @@ def _locked(session: Session) -> Session:
     )
 
 
-def _require_alive(session: Session) -> None:
+def require_alive(session: Session) -> None:
     if session.deleted_at is not None:
         raise Conflict("The session has been deleted.", code="session_deleted")
 
 
 @transaction.atomic
 def session_connect(*, session: Session) -> Session:
-    """Start pairing, or reconnect a paired session without a new QR."""
-    session = _locked(session)
-    _require_alive(session)
-    now = timezone.now()
+    """Bring the line up: pairing for carriers that pair, else connecting or connected."""
+    session = session_locked(session)
+    require_alive(session)
     if session.connection_state in (
         ConnectionState.CONNECTED,
         ConnectionState.CONNECTING,
     ):
         return session
-    session.active = True
-    if session.paired:
-        session.connection_state = ConnectionState.CONNECTED
-        session.connected_at = now
-        session.save()
-        _emit_connection_state(session)
-        return session
-    session.connection_state = ConnectionState.CONNECTING
-    session.qr_payload = _new_qr_payload()
-    session.qr_created_at = now
-    session.pairing_code = ""
+    follow_ups = carrier_of(session).connect(session)
+    if session.connection_state == ConnectionState.CONNECTED:
+        session.connected_at = timezone.now()
     session.save()
-    _emit_connection_state(session)
-    _emit_qr(session)
+    announce_connection_state(session)
+    for type, data in follow_ups:
+        session_event(session, type, data)
     return session
 
 
-def _emit_qr(session: Session) -> None:
-    _emit_session(
-        session,
-        EventType.AUTH_QR,
-        {"qr": session.qr_payload, "ttlMs": settings.SESSION_QR_TTL_S * 1000},
-    )
-
-
-def qr_ttl() -> timedelta:
-    return timedelta(seconds=settings.SESSION_QR_TTL_S)
-
-
-def session_qr_rotate_if_due(*, session: Session) -> Session:
-    """Rotate a pairing session's QR when its time is up (once, even if raced)."""
-    if (
-        session.connection_state != ConnectionState.CONNECTING
-        or session.qr_created_at is None
-    ):
-        return session
-    now = timezone.now()
-    if now - session.qr_created_at < qr_ttl():
-        return session
-    with transaction.atomic():
-        payload = _new_qr_payload()
-        rotated = Session.objects.filter(
-            pk=session.pk,
-            connection_state=ConnectionState.CONNECTING,
-            qr_created_at=session.qr_created_at,
-        ).update(qr_payload=payload, qr_created_at=now, updated_at=now)
-        session.refresh_from_db()
-        if rotated:
-            _emit_qr(session)
-    return session
-
-
-def sessions_rotate_due_qrs() -> int:
-    """Rotate every pairing QR that has expired; return how many rotated."""
-    cutoff = timezone.now() - qr_ttl()
-    due = Session.objects.select_related("environment").filter(
-        connection_state=ConnectionState.CONNECTING, qr_created_at__lte=cutoff
-    )[:500]
-    count = 0
-    for session in due:
-        before = session.qr_created_at
-        if session_qr_rotate_if_due(session=session).qr_created_at != before:
-            count += 1
-    return count
-
-
-def session_current_qr(*, session: Session) -> Session:
-    """Return the session with a current QR; 409 if it is paired or not pairing."""
-    if session.paired:
-        raise Conflict("The session is already paired.", code="session_already_paired")
-    if session.connection_state != ConnectionState.CONNECTING:
-        raise Conflict(
-            "The session is not pairing; POST …/connect first.",
-            code="session_not_connecting",
-        )
-    return session_qr_rotate_if_due(session=session)
+def session_current_qr(*, session: Session) -> dict[str, Any]:
+    """The current pairing QR ``{qr, ttlMs, createdAt}``; 409 if not pairing."""
+    require_alive(session)
+    return carrier_of(session).qr(session)
 
 
 @transaction.atomic
 def session_pairing_code(*, session: Session, phone_number: str) -> str:
     """Issue a pairing code (``ABCD-1234``) for linking by phone number."""
-    session = _locked(session)
-    if session.paired:
-        raise Conflict("The session is already paired.", code="session_already_paired")
-    if session.connection_state != ConnectionState.CONNECTING:
-        raise Conflict(
-            "The session is not pairing; POST …/connect first.",
-            code="session_not_connecting",
-        )
-    letters = "".join(secrets.choice(string.ascii_uppercase) for _ in range(4))
-    digits = "".join(secrets.choice(string.digits) for _ in range(4))
-    session.pairing_code = f"{letters}-{digits}"
-    session.pairing_phone = phone_number.lstrip("+")
+    session = session_locked(session)
+    require_alive(session)
+    code = carrier_of(session).pairing_code(session, phone_number)
     session.save()
-    return session.pairing_code
-
-
-@transaction.atomic
-def session_pair_complete(*, session: Session) -> Session:
-    """The (simulated) phone scanned the QR or entered the code: the line is linked."""
-    session = _locked(session)
-    _require_alive(session)
-    if session.paired:
-        raise Conflict("The session is already paired.", code="session_already_paired")
-    if session.connection_state != ConnectionState.CONNECTING:
-        raise Conflict(
-            "The session is not pairing; POST …/connect first.",
-            code="session_not_connecting",
-        )
-    digits = session.pairing_phone or "1555" + "".join(
-        secrets.choice(string.digits) for _ in range(7)
-    )
-    now = timezone.now()
-    session.paired = True
-    session.active = True
-    session.phone_jid = f"{digits}@s.whatsapp.net"
-    session.connection_state = ConnectionState.CONNECTED
-    session.connected_at = now
-    session.qr_payload = ""
-    session.qr_created_at = None
-    session.pairing_code = ""
-    session.save()
-    _emit_session(session, EventType.AUTH_PAIRED, {"phoneJid": session.phone_jid})
-    _emit_connection_state(session)
-    return session
+    return code
 
 
 def _session_go_offline(
@@ -226,44 +190,42 @@ def _session_go_offline(
 
     control.end_calls_of_session(session, reason=EndReason.SESSION_DISCONNECTED)
     with transaction.atomic():
-        session = _locked(session)
+        session = session_locked(session)
+        driver = carrier_of(session)
         was = session.connection_state
         session.active = False
         if session.connection_state != ConnectionState.CREATED or session.paired:
             session.connection_state = ConnectionState.DISCONNECTED
-        session.qr_payload = ""
-        session.qr_created_at = None
-        session.pairing_code = ""
+        driver.disconnect(session)
         if forget:
-            session.paired = False
-            session.phone_jid = ""
+            driver.forget(session)
         if delete:
             session.deleted_at = timezone.now()
         session.save()
         if forget:
-            _emit_session(session, EventType.AUTH_LOGGED_OUT, {})
+            session_event(session, EventType.AUTH_LOGGED_OUT, {})
         if session.connection_state != was:
-            _emit_connection_state(session)
+            announce_connection_state(session)
         if delete:
-            _emit_session(session, EventType.SESSION_DELETED)
+            session_event(session, EventType.SESSION_DELETED)
     return session
 
 
 def session_disconnect(*, session: Session) -> Session:
-    """Disconnect the line, keeping its credentials (reconnect needs no QR)."""
-    _require_alive(session)
+    """Disconnect the line, keeping its credentials (reconnecting needs no pairing)."""
+    require_alive(session)
     return _session_go_offline(session)
 
 
 def session_logout(*, session: Session) -> Session:
-    """Unlink the line: credentials are forgotten and ``paired`` becomes false."""
-    _require_alive(session)
+    """Unlink the line: what pairing produced is forgotten."""
+    require_alive(session)
     return _session_go_offline(session, forget=True)
 
 
-def session_drop(*, session: Session) -> Session:
-    """The line drops (test helper): live calls end ``session_disconnected``."""
-    _require_alive(session)
+def session_line_lost(*, session: Session) -> Session:
+    """The line dropped: live calls end ``session_disconnected``."""
+    require_alive(session)
     if not session.connected:
         raise Conflict("The session is not connected.", code="session_not_connected")
     return _session_go_offline(session)
@@ -271,7 +233,7 @@ def session_drop(*, session: Session) -> Session:
 
 def session_delete(*, session: Session) -> Session:
     """Delete a session after ending its live calls; its call history stays."""
-    _require_alive(session)
+    require_alive(session)
     return _session_go_offline(session, forget=True, delete=True)
 
 
@@ -279,7 +241,7 @@ def session_delete(*, session: Session) -> Session:
 
 
 def _require_ready(session: Session) -> None:
-    _require_alive(session)
+    require_alive(session)
     if not (session.paired and session.connected):
         raise Conflict(
             "The session must be paired and connected to make or receive calls.",
@@ -302,26 +264,24 @@ def _emit_call(call: Call, type: str, extra: dict | None = None) -> None:
 def call_create(
     *,
     session: Session,
-    peer_jid: str,
+    peer_address: str,
     direction: str,
     host: str,
     record: bool | None = None,
-    behavior: str = "",
 ) -> Call:
     """Create a call row (outgoing: initiating; incoming: ringing) hosted by ``host``."""
-    session = _locked(session)
+    session = session_locked(session)
     _require_ready(session)
     now = timezone.now()
     incoming = direction == Direction.INCOMING
     call = Call.objects.create(
         environment=session.environment,
         session=session,
-        peer_jid=peer_jid,
+        peer_address=peer_address,
         direction=direction,
         state=CallState.RINGING if incoming else CallState.INITIATING,
         ringing_at=now if incoming else None,
         record=session.environment.record_calls if record is None else record,
-        behavior=behavior,
         host=host,
     )
     if incoming:
@@ -336,6 +296,7 @@ def call_transition(
     to: str,
     end_reason: str = "",
     only_from: frozenset[str] | None = None,
+    end_detail: dict[str, str] | None = None,
 ) -> Call | None:
     """Move a call to ``to`` if the state machine allows it now; None if it lost a race.
 
@@ -352,6 +313,8 @@ def call_transition(
     elif to == CallState.ENDED:
         changes["ended_at"] = now
         changes["end_reason"] = end_reason or EndReason.COMPLETED
+        if end_detail:
+            changes["end_detail"] = end_detail
     with transaction.atomic():
         moved = Call.objects.filter(pk=call_id, state__in=sources).update(**changes)
         if not moved:
@@ -376,3 +339,10 @@ def call_set_muted(*, call_id: int, muted: bool) -> Call | None:
         call = Call.objects.select_related("environment", "session").get(pk=call_id)
         _emit_call(call, EventType.CALL_STATE)
     return call
+
+
+def call_set_transport(*, call_id: int, transport: str) -> None:
+    """Record which client transport is attached to a live call now (blank: none)."""
+    Call.objects.filter(pk=call_id).exclude(state=CallState.ENDED).update(
+        transport=transport
+    )

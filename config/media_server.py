@@ -37,27 +37,57 @@ general-purpose machinery this traffic does not need:
   as a ``websocket.send`` message instead), sparing the message and the coroutine.
 
 Everything else (text frames, close, pings, the handshake) goes through uvicorn unchanged.
-The class relies on uvicorn's and websockets' internals: ``pyproject.toml`` bounds their
-versions and ``tests/test_media_server.py`` runs it over real sockets.
+
+The class (``FastMediaWebSocketProtocol``) relies on uvicorn's and websockets' internals,
+so (``docs/media-server.md``):
+
+- ``pyproject.toml`` and ``requirements.lock`` pin both packages exactly;
+- ``MediaWebSocketProtocol`` is chosen when uvicorn first loads it: this class if
+  ``media_protocol_self_check()`` finds the pinned versions and the internals it expects,
+  else uvicorn's stock ``WebSocketsSansIOProtocol`` (no short paths, no extensions), with
+  one logged warning naming what differed;
+- ``.ci/check-server-upgrades`` reports whether the newest releases still pass the
+  self-check and ``tests/test_media_server.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import struct
 from collections import deque
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import (
-    WebSocketsSansIOProtocol,
-)
 from websockets.frames import apply_mask
 from websockets.http11 import Request
 from websockets.protocol import State
 
+from config.env import Env
+
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import (
+        WebSocketsSansIOProtocol,
+    )
+except ImportError as exc:  # the self-check reports it; uvicorn's default serves
+    _MISSING_BASE: str | None = f"uvicorn's WebSocketsSansIOProtocol is gone ({exc})"
+    from uvicorn.protocols.websockets.auto import (  # type: ignore[assignment]
+        AutoWebSocketsProtocol as WebSocketsSansIOProtocol,
+    )
+else:
+    _MISSING_BASE = None
+
 logger = logging.getLogger(__name__)
+
+# The releases this module was written and measured against: pinned with ``==`` in
+# pyproject.toml and requirements.lock (a test keeps the three in step).
+UVICORN_VERSION = "0.55.0"
+WEBSOCKETS_VERSION = "17.4"
+# Set to 1 to skip only the version comparison (.ci/check-server-upgrades does, to see
+# whether the internals of newer releases still fit).
+ANY_VERSION_ENV = "SWITCHBOARD_MEDIA_PROTOCOL_ANY_VERSION"
 
 _FIN_BINARY = 0x82
 _SHORT = struct.Struct("!BB")
@@ -122,7 +152,9 @@ class MessageQueue:
                 return
 
 
-class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
+class FastMediaWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O protocol with the short paths of the module's docstring."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue: MessageQueue = MessageQueue()  # type: ignore[assignment]
@@ -277,3 +309,193 @@ class MediaWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.conn.reader.buffer
         ):
             self._framing = True
+
+
+# ------------------------------------------------------------------- the self-check
+# What FastMediaWebSocketProtocol overrides or calls on uvicorn's protocol, with the
+# parameters it passes.
+_UVICORN_METHODS: dict[str, tuple[str, ...]] = {
+    "__init__": ("self", "config", "server_state", "app_state", "_loop"),
+    "handle_connect": ("self", "event"),
+    "handle_events": ("self",),
+    "handle_parser_exception": ("self",),
+    "data_received": ("self", "data"),
+    "send_receive_event_to_app": ("self",),
+    "receive": ("self",),
+    "send": ("self", "message"),
+}
+_UVICORN_COROUTINES = {"receive", "send"}
+# The state it reads or replaces on uvicorn's protocol, as uvicorn's __init__ leaves it.
+_UVICORN_STATE: dict[str, type | tuple[type, ...]] = {
+    "queue": asyncio.Queue,
+    "frames": list,
+    "curr_msg_data_type": str,
+    "read_paused": bool,
+    "handshake_initiated": bool,
+    "handshake_complete": bool,
+    "close_sent": bool,
+    "disconnected": bool,
+    "initial_response": type(None),
+    "writable": asyncio.Event,
+    "transport": object,
+    "conn": object,  # websockets' protocol: checked next
+}
+# The state it reads on websockets' protocol (uvicorn's ``conn``) while splitting frames.
+_WEBSOCKETS_STATE: dict[str, type | tuple[type, ...]] = {
+    "max_message_size": (int, type(None)),
+    "state": State,
+    "current_size": type(None),
+    "parser_exc": type(None),
+    "extensions": list,
+    "expect_continuation_frame": bool,
+    "writes": list,
+}
+
+
+def media_protocol_self_check() -> list[str]:
+    """List how the installed uvicorn and websockets differ from what
+    FastMediaWebSocketProtocol relies on; an empty list means it can serve."""
+    problems = [] if Env().bool(ANY_VERSION_ENV, False) else _version_problems()
+    if _MISSING_BASE is not None:
+        return [*problems, _MISSING_BASE]
+    problems += _method_problems()
+    try:
+        protocol = _new_stock_protocol()
+    except Exception as exc:
+        problems.append(f"uvicorn's WebSocketsSansIOProtocol cannot be built: {exc!r}")
+    else:
+        problems += _state_problems(
+            protocol, "WebSocketsSansIOProtocol", _UVICORN_STATE
+        )
+        conn = getattr(protocol, "conn", None)
+        if conn is not None:
+            problems += _conn_problems(conn)
+    return problems + _websockets_problems()
+
+
+def select_media_protocol() -> type[WebSocketsSansIOProtocol]:
+    """Return FastMediaWebSocketProtocol if the self-check passes, else uvicorn's stock
+    protocol, with one warning naming what differed."""
+    problems = media_protocol_self_check()
+    if not problems:
+        return FastMediaWebSocketProtocol
+    logger.warning(
+        "Media sockets get uvicorn's stock WebSocket protocol, without the short path "
+        "for audio frames: uvicorn or websockets is not what config/media_server.py "
+        "was written for (%s). See docs/media-server.md.",
+        "; ".join(problems),
+    )
+    return WebSocketsSansIOProtocol
+
+
+def __getattr__(name: str) -> type[WebSocketsSansIOProtocol]:
+    # MediaWebSocketProtocol is chosen when first asked for (uvicorn's --ws loads it),
+    # not on import: processes that import only the constants above, such as Daphne's,
+    # never run the check or log its warning.
+    if name != "MediaWebSocketProtocol":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    protocol = globals()[name] = select_media_protocol()
+    return protocol
+
+
+def _version_problems() -> list[str]:
+    problems = []
+    for package, pinned in (
+        ("uvicorn", UVICORN_VERSION),
+        ("websockets", WEBSOCKETS_VERSION),
+    ):
+        try:
+            installed = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            installed = "nothing"
+        if installed != pinned:
+            problems.append(f"{package} {installed} is installed, not {pinned}")
+    return problems
+
+
+def _parameters(function: Any) -> tuple[str, ...] | None:
+    try:
+        return tuple(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def _method_problems() -> list[str]:
+    problems = []
+    for name, expected in _UVICORN_METHODS.items():
+        where = f"WebSocketsSansIOProtocol.{name}"
+        method = getattr(WebSocketsSansIOProtocol, name, None)
+        if method is None:
+            problems.append(f"{where} is missing")
+            continue
+        # Inherited from asyncio.Protocol or object would mean uvicorn dropped its own.
+        module = getattr(method, "__module__", None) or "elsewhere"
+        if not module.startswith("uvicorn."):
+            problems.append(f"{where} comes from {module}, not uvicorn")
+            continue
+        parameters = _parameters(method)
+        if parameters != expected:
+            problems.append(f"{where} takes {parameters}, not {expected}")
+        if inspect.iscoroutinefunction(method) != (name in _UVICORN_COROUTINES):
+            problems.append(f"{where} changed between def and async def")
+    return problems
+
+
+def _new_stock_protocol() -> WebSocketsSansIOProtocol:
+    """An unconnected instance, built as uvicorn builds one, to look at its state."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    async def no_app(scope: Any, receive: Any, send: Any) -> None:  # never served
+        return None
+
+    config = Config(no_app, ws="none", lifespan="off", log_config=None)
+    config.load()
+    loop = asyncio.new_event_loop()
+    try:
+        return WebSocketsSansIOProtocol(config, ServerState(), {}, _loop=loop)
+    finally:
+        loop.close()
+
+
+def _state_problems(
+    instance: object, owner: str, expected: dict[str, type | tuple[type, ...]]
+) -> list[str]:
+    problems = []
+    absent = object()
+    for name, kind in expected.items():
+        value = getattr(instance, name, absent)
+        if value is absent:
+            problems.append(f"{owner} has no attribute {name}")
+        elif not isinstance(value, kind):
+            problems.append(f"{owner}.{name} is of type {type(value).__name__}")
+    return problems
+
+
+def _conn_problems(conn: object) -> list[str]:
+    owner = f"websockets' {type(conn).__name__}"
+    problems = _state_problems(conn, owner, _WEBSOCKETS_STATE)
+    if _parameters(getattr(conn, "receive_data", None)) != ("data",):
+        problems.append(f"{owner}.receive_data is missing or takes other parameters")
+    if not isinstance(
+        getattr(getattr(conn, "reader", None), "buffer", None), bytearray
+    ):
+        problems.append(f"{owner}.reader.buffer is missing or no longer a bytearray")
+    return problems
+
+
+def _websockets_problems() -> list[str]:
+    problems = []
+    if not isinstance(getattr(State, "OPEN", None), State):
+        problems.append("websockets.protocol.State has no OPEN")
+    # Called with slices of the read buffer; the app must get bytes.
+    try:
+        unmasked = apply_mask(
+            bytearray(b"\x00\x01\x02\x03\x04"), bytearray(b"\x01\x02\x03\x04")
+        )
+    except Exception as exc:
+        problems.append(f"websockets.frames.apply_mask fails on bytearrays: {exc!r}")
+    else:
+        if type(unmasked) is not bytes or unmasked != b"\x01\x03\x01\x07\x05":
+            problems.append(f"websockets.frames.apply_mask returned {unmasked!r}")
+    return problems

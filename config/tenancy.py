@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from django.db import models
 
-from config.api.errors import NotFound
+from config.errors import NotFound
 
 if TYPE_CHECKING:
     from accounts.models import Environment

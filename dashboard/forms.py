@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from calls.api.serializers import JID_RE
+from calls.carriers.simulator import JID_RE
 from calls.models import CallState, Direction
 
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")

@@ -30,7 +30,7 @@ from accounts.selectors import (
     membership_environment,
     memberships_of,
 )
-from config.api.errors import ApplicationError, NotFound
+from config.errors import ApplicationError, NotFound
 
 P = ParamSpec("P")
 

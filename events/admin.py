@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from config.api.errors import ApplicationError
+from config.errors import ApplicationError
 from events import services
 from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 

@@ -20,22 +20,22 @@ attempt when one is due:
 Where attempts run. With Celery workers (REDIS_URL set) attempts are tasks; a retry due
 within WEBHOOK_COUNTDOWN_MAX_S is queued with a countdown, a later one is left to the beat
 sweep, which also re-queues anything lost and closes attempts whose worker died. In the
-embedded default (eager Celery) nothing may run inline, so attempts go to an in-process
-timer queue (``events.scheduler``) served by WEBHOOK_LOCAL_WORKERS threads, and the same
-sweep runs there periodically, so retries pending when the process stopped resume.
+embedded default (eager Celery) nothing may run inline, so attempts go to the process's
+scheduler (``config.schedule``), served by WEBHOOK_LOCAL_WORKERS threads, which also runs
+the sweep on beat's interval, so retries pending when the process stopped resume.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
+from config import schedule
 from events import sender
 from events.models import (
     DeliveryStatus,
@@ -45,7 +45,6 @@ from events.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from events.scheduler import LocalScheduler
 from events.sender import Outcome
 
 logger = logging.getLogger(__name__)
@@ -54,34 +53,10 @@ SWEEP_BATCH = 500
 
 # ---------------------------------------------------------------- queueing
 
-_local: LocalScheduler | None = None
-_local_lock = threading.Lock()
-
 
 def embedded() -> bool:
     """True when Celery runs eagerly (no workers): attempts then run in this process."""
     return bool(settings.CELERY_TASK_ALWAYS_EAGER)
-
-
-def local_scheduler() -> LocalScheduler:
-    global _local
-    with _local_lock:
-        if _local is None:
-            _local = LocalScheduler(
-                name="webhooks",
-                workers=settings.WEBHOOK_LOCAL_WORKERS,
-                periodic=(lambda: settings.WEBHOOK_SWEEP_INTERVAL_S, _sweep_locally),
-            )
-        return _local
-
-
-def local_scheduler_stop() -> None:
-    """Stop this process's scheduler, dropping what it holds; the next use starts afresh."""
-    global _local
-    with _local_lock:
-        scheduler, _local = _local, None
-    if scheduler is not None:
-        scheduler.stop()
 
 
 def enqueue(
@@ -89,7 +64,7 @@ def enqueue(
 ) -> None:
     """Queue attempt ``number`` of a delivery to run in ``delay`` seconds; never blocks."""
     if embedded():
-        local_scheduler().call_later(
+        schedule.scheduler().call_later(
             delay, _attempt_locally, delivery_id, number, manual
         )
         return
@@ -114,14 +89,6 @@ def _attempt_locally(delivery_id: str, number: int, manual: bool) -> None:
     close_old_connections()
     try:
         attempt(delivery_id, number, manual=manual)
-    finally:
-        close_old_connections()
-
-
-def _sweep_locally() -> None:
-    close_old_connections()
-    try:
-        sweep()
     finally:
         close_old_connections()
 

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Environment
-from config.api.errors import Conflict, InvalidRequest
-from config.api.serializers import iso_ms
+from config.errors import Conflict, InvalidRequest
+from config.times import iso_ms
 from events import bus, signing, urlguard
 from events import delivery as webhook_delivery
 from events.models import (

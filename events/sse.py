@@ -31,7 +31,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.models import Environment
-from config.api.errors import InvalidRequest
+from config.errors import InvalidRequest
 from events import bus, selectors
 from events.models import Event
 from events.services import envelope_of

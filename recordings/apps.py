@@ -6,11 +6,8 @@ class RecordingsConfig(AppConfig):
     verbose_name = "Recordings"
 
     def ready(self) -> None:
-        from config import home
-        from recordings import embedded, recorder
+        from recordings import recorder
 
         # Every process that may host a call's runtime records it; the reaper (in
         # whichever process runs it) finalises what a dead process left behind.
         recorder.register()
-        # Embedded (no beat), the serving process purges expired recordings itself.
-        home.on_start(embedded.start)

@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.db import close_old_connections, transaction
 
-from calls.carriers.base import Frame
-from calls.media import FRAME_SAMPLES, SAMPLE_RATE
-from calls.media.codecs import scaled_to_pcm16
-from calls.media.wav import WavWriter
+from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from audio.codecs import scaled_to_pcm16
+from audio.wav import WavWriter
 from calls.runtime import hooks
 from recordings import selectors, services, spool
 
@@ -180,7 +179,9 @@ def wait_for_recorders(timeout: float = 60.0) -> None:
 def _on_active(runtime: CallRuntime) -> None:
     if not runtime.snapshot.get("record"):
         return
-    runtime.subscribers.append(CallRecorder(spool.call_dir(runtime.call_id)))
+    runtime.attach_client(
+        "recorder", CallRecorder(spool.call_dir(runtime.call_id)), subscriber=True
+    )
 
 
 def _close_and_finalise(recorder: CallRecorder, call_id: str) -> None:
@@ -195,8 +196,8 @@ def _close_and_finalise(recorder: CallRecorder, call_id: str) -> None:
 
 
 def _on_end(runtime: CallRuntime) -> None:
-    for recorder in [s for s in runtime.subscribers if isinstance(s, CallRecorder)]:
-        runtime.subscribers.remove(recorder)
+    for recorder in list(runtime.clients_of("recorder")):
+        runtime.detach_client(recorder)
         ending = _finaliser.submit(_close_and_finalise, recorder, runtime.call_id)
         _ending.add(ending)
         ending.add_done_callback(_ending.discard)

@@ -16,11 +16,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from calls.media import SAMPLE_RATE
-from calls.media.wav import repair_wav_header
+from audio import SAMPLE_RATE
+from audio.wav import repair_wav_header
 from calls.models import Call, CallState
-from config.api.serializers import iso_ms
 from config.tenancy import parse_public_id
+from config.times import iso_ms
 from events.models import EventType
 from events.services import event_emit
 from recordings import selectors, spool

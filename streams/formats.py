@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from calls.media import FRAME_SAMPLES, SAMPLE_RATE
-from calls.media.codecs import (
+from audio import FRAME_SAMPLES, SAMPLE_RATE
+from audio.codecs import (
     InvalidPcm,
     decode_f32le,
     encode_f32le,
@@ -25,7 +25,7 @@ from calls.media.codecs import (
     mulaw_encode,
     pcm16_to_float,
 )
-from calls.media.resample import FrameAssembler, StreamResampler
+from audio.resample import FrameAssembler, StreamResampler
 
 Samples = npt.NDArray[np.float32]
 

@@ -140,14 +140,10 @@ class RuntimeHost:
         runtime = self.runtime
         if runtime.state == CallState.ENDED:
             return
-        runtime.subscribers.append(worker)
-        if worker.twoway:
-            runtime.sources.append(worker)
+        runtime.attach_client("stream", worker, subscriber=True, source=worker.twoway)
 
     def detach(self, worker: StreamWorker) -> None:
-        for members in (self.runtime.subscribers, self.runtime.sources):
-            if worker in members:
-                members.remove(worker)
+        self.runtime.detach_client(worker)
         workers = _workers.get(self.runtime)
         if workers is not None and workers.get(worker.stream_id) is worker:
             del workers[worker.stream_id]

@@ -17,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from calls.models import Call, CallState
-from config.api.errors import Conflict, ServiceUnavailable
 from config.api.serializers import iso_ms
+from config.errors import Conflict, ServiceUnavailable
 from events.models import Event, EventType
 from events.services import envelope_of, event_emit
 from streams.models import (
@@ -231,7 +231,7 @@ def streams_start(*, call: Call, streams: list[Stream]) -> None:
         if stream.state != StreamState.PENDING:
             continue
         try:
-            control.call_command(call, "stream_start", stream_id=str(stream.public_id))
+            control.run_command(call, "stream_start", stream_id=str(stream.public_id))
         except Conflict:
             # The call ended before its runtime heard of the stream.
             stream_transition(
@@ -280,7 +280,7 @@ def stream_stop(*, stream: Stream) -> Stream:
     if stream.is_live:
         # Conflict: the call has ended, and its streams are ending with it.
         with contextlib.suppress(Conflict):
-            control.call_command(
+            control.run_command(
                 stream.call, "stream_stop", stream_id=str(stream.public_id)
             )
         stream_transition(
@@ -311,3 +311,15 @@ def status_callback_request(
 
 def callback_timeout() -> float:
     return float(settings.STREAM_STATUS_CALLBACK_TIMEOUT_S)
+
+
+class StreamsForCalls:
+    """Streams given with a call as it is placed or accepted (``calls.runtime.hooks``)."""
+
+    def precheck(self, call: Call | None, options: list[dict[str, Any]]) -> None:
+        streams_precheck(call=call, options=options)
+
+    def add(
+        self, call: Call, options: list[dict[str, Any]], *, allow_ended: bool = False
+    ) -> list[Stream]:
+        return streams_add(call=call, options=options, allow_ended=allow_ended)

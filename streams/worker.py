@@ -29,9 +29,9 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from calls.media import FRAME_SAMPLES, SAMPLE_RATE
-from calls.media.codecs import InvalidPcm
-from calls.media.playout import PlayoutBuffer
+from audio import FRAME_SAMPLES, SAMPLE_RATE
+from audio.codecs import InvalidPcm
+from audio.playout import PlayoutBuffer
 from streams import targets
 from streams.formats import TrackDecoder, TrackEncoder, chunks_in
 from streams.protocol import (

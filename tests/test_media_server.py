@@ -3,33 +3,51 @@ writes, its receive queue, and the protocol end to end over real TCP sockets, se
 uvicorn in-process with small ASGI apps of the test's own (not the Django app). Frames
 go both ways: through the short paths (binary frames written straight to the transport,
 incoming frames split by the protocol itself) and through websockets for everything
-else."""
+else. Last, the self-check that picks this protocol or uvicorn's stock one.
+
+.ci/check-server-upgrades runs this file against the newest uvicorn and websockets, with
+SWITCHBOARD_MEDIA_PROTOCOL_ANY_VERSION=1: every test here must hold for them too."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import functools
+import logging
 import os
+import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import uvicorn
+from uvicorn.importer import import_from_string
+from uvicorn.protocols.websockets.websockets_sansio_impl import (
+    WebSocketsSansIOProtocol,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 
+from config import media_server
 from config.media_server import (
+    ANY_VERSION_ENV,
     BINARY_RECEIVER,
     BINARY_SENDER,
     HIGH_WATER,
     LOW_WATER,
-    MediaWebSocketProtocol,
+    UVICORN_VERSION,
+    WEBSOCKETS_VERSION,
+    FastMediaWebSocketProtocol,
     MessageQueue,
     binary_frame_header,
+    media_protocol_self_check,
+    select_media_protocol,
 )
 
 T = TypeVar("T")
@@ -66,17 +84,17 @@ async def eventually(condition: Callable[[], object], timeout: float = 3.0) -> N
 async def serving(
     app: Any, **options: Any
 ) -> AsyncIterator[tuple[uvicorn.Server, str]]:
-    """uvicorn on a free 127.0.0.1 port with MediaWebSocketProtocol, in this loop."""
+    """uvicorn on a free 127.0.0.1 port with FastMediaWebSocketProtocol (unless
+    ``ws=`` says otherwise), in this loop."""
     settings: dict[str, Any] = {
+        "ws": FastMediaWebSocketProtocol,
         "ws_per_message_deflate": False,
         "lifespan": "off",
         "log_config": None,  # leave the process's logging configuration alone
         "timeout_graceful_shutdown": 2,
         **options,
     }
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, ws=MediaWebSocketProtocol, **settings
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **settings)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -89,12 +107,12 @@ async def serving(
         await asyncio.wait_for(task, 5)
 
 
-async def media_protocol(server: uvicorn.Server) -> MediaWebSocketProtocol:
-    def found() -> list[MediaWebSocketProtocol]:
+async def media_protocol(server: uvicorn.Server) -> FastMediaWebSocketProtocol:
+    def found() -> list[FastMediaWebSocketProtocol]:
         return [
             c
             for c in server.server_state.connections
-            if isinstance(c, MediaWebSocketProtocol)
+            if isinstance(c, FastMediaWebSocketProtocol)
         ]
 
     await eventually(lambda: len(found()) == 1)
@@ -305,7 +323,7 @@ def test_message_queue_a_getter_cancelled_while_waiting_takes_nothing() -> None:
     run(scenario())
 
 
-# MediaWebSocketProtocol under uvicorn, over TCP
+# FastMediaWebSocketProtocol under uvicorn, over TCP
 
 
 @pytest.mark.timeout(20)
@@ -373,7 +391,7 @@ def test_reading_pauses_at_high_water_and_resumes_at_low_water() -> None:
     async def scenario() -> int:
         release = asyncio.Event()
         all_in = asyncio.Event()
-        probe: list[MediaWebSocketProtocol] = []
+        probe: list[FastMediaWebSocketProtocol] = []
 
         async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             await accept(receive, send)
@@ -849,3 +867,146 @@ def test_the_binary_sender_writes_at_once_and_declines_once_closed() -> None:
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
 
     run(scenario())
+
+
+# ---------------------------------------------------------------------------------------
+# The self-check: the pins, the internals, and the fallback to uvicorn's stock protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == media_server.__name__ and r.levelno >= logging.WARNING
+    ]
+
+
+def test_the_installed_uvicorn_and_websockets_pass_the_self_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert media_protocol_self_check() == []
+    assert select_media_protocol() is FastMediaWebSocketProtocol
+    assert warnings_in(caplog) == []
+
+
+def test_uvicorns_ws_option_loads_the_fast_protocol() -> None:
+    loaded = import_from_string("config.media_server:MediaWebSocketProtocol")
+    assert loaded is FastMediaWebSocketProtocol
+
+
+def test_the_protocol_is_chosen_once_when_first_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chosen: list[type[WebSocketsSansIOProtocol]] = []
+
+    def select() -> type[WebSocketsSansIOProtocol]:
+        chosen.append(WebSocketsSansIOProtocol)
+        return WebSocketsSansIOProtocol
+
+    monkeypatch.delitem(vars(media_server), "MediaWebSocketProtocol", raising=False)
+    monkeypatch.setattr(media_server, "select_media_protocol", select)
+    assert media_server.MediaWebSocketProtocol is WebSocketsSansIOProtocol
+    assert media_server.MediaWebSocketProtocol is WebSocketsSansIOProtocol
+    assert len(chosen) == 1
+
+
+def test_pyproject_and_the_lock_file_pin_the_versions_the_self_check_expects() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        dependencies = tomllib.load(file)["project"]["dependencies"]
+    locked = (ROOT / "requirements.lock").read_text().splitlines()
+    for pin in (f"uvicorn=={UVICORN_VERSION}", f"websockets=={WEBSOCKETS_VERSION}"):
+        assert pin in dependencies
+        assert pin in locked
+
+
+def _drop_after_init(
+    monkeypatch: pytest.MonkeyPatch, cls: type, attribute: str
+) -> None:
+    """Make ``cls`` (as a newer release might) no longer set ``attribute``."""
+    original = vars(cls)["__init__"]
+
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        delattr(self, attribute)
+
+    monkeypatch.setattr(cls, "__init__", init)
+
+
+SIMULATED_CHANGES: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], str]] = {
+    "uvicorn-method-gone": (
+        lambda mp: mp.delattr(WebSocketsSansIOProtocol, "handle_parser_exception"),
+        "WebSocketsSansIOProtocol.handle_parser_exception is missing",
+    ),
+    "uvicorn-state-renamed": (
+        lambda mp: _drop_after_init(mp, WebSocketsSansIOProtocol, "read_paused"),
+        "WebSocketsSansIOProtocol has no attribute read_paused",
+    ),
+    "websockets-state-renamed": (
+        lambda mp: _drop_after_init(mp, Protocol, "current_size"),
+        "websockets' ServerProtocol has no attribute current_size",
+    ),
+    "apply-mask-changed": (
+        lambda mp: mp.setattr(media_server, "apply_mask", lambda d, m: bytearray(d)),
+        "websockets.frames.apply_mask returned bytearray",
+    ),
+    "another-version": (
+        lambda mp: mp.setattr(media_server, "WEBSOCKETS_VERSION", "16.0"),
+        f"websockets {metadata.version('websockets')} is installed, not 16.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", SIMULATED_CHANGES)
+def test_a_changed_internal_falls_back_to_the_stock_protocol_with_one_warning(
+    change: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(ANY_VERSION_ENV, raising=False)
+    simulate, problem = SIMULATED_CHANGES[change]
+    simulate(monkeypatch)
+
+    assert any(p.startswith(problem) for p in media_protocol_self_check())
+    assert select_media_protocol() is WebSocketsSansIOProtocol
+    [warning] = warnings_in(caplog)
+    assert "uvicorn's stock WebSocket protocol" in warning
+    assert problem in warning
+
+
+def test_the_version_comparison_alone_can_be_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(media_server, "UVICORN_VERSION", "0.1.0")
+    monkeypatch.delenv(ANY_VERSION_ENV, raising=False)
+    installed = f"uvicorn {metadata.version('uvicorn')} is installed, not 0.1.0"
+    assert installed in media_protocol_self_check()
+    monkeypatch.setenv(ANY_VERSION_ENV, "1")
+    assert not any("is installed" in p for p in media_protocol_self_check())
+
+
+@pytest.mark.timeout(20)
+def test_the_fallback_serves_the_standard_path_without_the_extensions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(WebSocketsSansIOProtocol, "handle_parser_exception")
+    stock = select_media_protocol()
+    monkeypatch.undo()  # the stock protocol needs the method to serve
+    extensions: list[str] = []
+
+    async def echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        extensions.extend(scope["extensions"])
+        await accept(receive, send)
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+    async def scenario() -> list[str | bytes]:
+        async with serving(echo, ws=stock) as (_, url), connect(url) as ws:
+            for i in range(3):
+                await ws.send(numbered(i, 1280))
+            return [await ws.recv() for _ in range(3)]
+
+    assert stock is WebSocketsSansIOProtocol
+    assert run(scenario()) == [numbered(i, 1280) for i in range(3)]
+    assert BINARY_RECEIVER not in extensions
+    assert BINARY_SENDER not in extensions

@@ -20,12 +20,11 @@ from assets.api.serializers import (
 from assets.models import AssetStatus
 from assets.uploads import AssetUploadHandler, check_declared_length
 from calls import selectors as call_selectors
-from calls.models import Call, CallState
-from calls.runtime import control
-from config.api.errors import Conflict, UnsupportedMediaType
+from calls.models import Call
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.views import EnvironmentAPIView, ok
+from config.errors import UnsupportedMediaType
 
 PROBLEM = "application/problem+json"
 
@@ -132,14 +131,6 @@ class CallAudioView(EnvironmentAPIView):
         return call_selectors.call_get(self.environment, session, call_id)
 
 
-def _require_live(call: Call) -> None:
-    if call.state != CallState.ACTIVE:
-        raise Conflict(
-            f"The call is {call.state}; audio plays only into active calls.",
-            code="call_not_active",
-        )
-
-
 class PlayView(CallAudioView):
     @extend_schema(
         request=PlaySerializer,
@@ -157,18 +148,11 @@ class PlayView(CallAudioView):
         call = self.call(session_id, call_id)
         body = PlaySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        asset = selectors.asset_get(self.environment, body.validated_data["asset_id"])
-        if asset.status != AssetStatus.READY:
-            raise Conflict(
-                f"The asset is {asset.status}; only ready assets can be played.",
-                code="asset_not_ready",
-            )
-        _require_live(call)
         return ok(
-            control.call_command(
-                call,
-                "play",
-                asset_id=str(asset.public_id),
+            services.playback_start(
+                environment=self.environment,
+                call=call,
+                asset_id=body.validated_data["asset_id"],
                 mode=body.validated_data["mode"],
             )
         )
@@ -181,6 +165,4 @@ class StopView(CallAudioView):
         summary="Stop the call's current and queued playback",
     )
     def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        call = self.call(session_id, call_id)
-        _require_live(call)
-        return ok(control.call_command(call, "stop_playback"))
+        return ok(services.playback_stop(call=self.call(session_id, call_id)))

@@ -19,9 +19,9 @@ from rest_framework.test import APIClient
 
 from assets.models import AudioAsset
 from assets.tests.conftest import ASSETS, FIXTURES, upload
+from audio import FRAME_SAMPLES, SAMPLE_RATE
+from audio.codecs import pcm16_to_float
 from calls.carriers.simulator import ECHO_DELAY_FRAMES
-from calls.media import FRAME_SAMPLES, SAMPLE_RATE
-from calls.media.codecs import pcm16_to_float
 from calls.models import Call, CallState
 from calls.runtime.engine import Engine
 from calls.runtime.runtime import CallRuntime

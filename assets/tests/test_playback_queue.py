@@ -14,8 +14,8 @@ from assets.playback import (
     Playback,
     PlaybackQueue,
 )
-from calls.media import FRAME_SAMPLES
-from calls.media.codecs import pcm16_to_float
+from audio import FRAME_SAMPLES
+from audio.codecs import pcm16_to_float
 
 
 def pcm(count: int, seed: int) -> np.ndarray:

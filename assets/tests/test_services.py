@@ -117,7 +117,7 @@ def test_reaped_call_finishes_the_playbacks_its_dead_process_left_open(
     call = Call.objects.create(
         environment=tenant.test,
         session=session,
-        peer_jid="15550000001@s.whatsapp.net",
+        peer_address="15550000001@s.whatsapp.net",
         direction=Direction.OUTGOING,
         state=CallState.ENDED,
         end_reason=EndReason.FAILED,

@@ -11,6 +11,7 @@ from accounts.models import Environment
 from assets.models import AudioAsset
 from assets.tests.conftest import ASSETS, FIXTURES, upload
 from calls import services
+from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import Call, CallState
 from calls.runtime.engine import Engine
 from calls.tests.conftest import wait_for
@@ -34,7 +35,7 @@ def live_call(client: APIClient, environment: Environment) -> tuple[str, str]:
     # Paired through services: live environments have no test helpers.
     session = services.session_create(environment=environment, display_name="Line")
     services.session_connect(session=session)
-    services.session_pair_complete(session=session)
+    simulator_helpers.scan(session)
     session_id = str(session.public_id)
     call = client.post(
         f"{API}/sessions/{session_id}/calls",

@@ -1,24 +1,40 @@
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from djangorestframework_camel_case.util import camelize
+from django.conf import settings
 from rest_framework import serializers
 
+from calls.carriers.simulator import INCOMING_BEHAVIOURS, JID_RE
+from calls.carriers.simulator.carrier import JID_RULE
 from calls.models import Call, CallState, Direction, Session
+from calls.snapshots import call_snapshot, session_snapshot
 from config.api.serializers import ApiModelSerializer, TimestampField
 from recordings.selectors import recording_summaries_for_call
 from streams.api.serializers import stream_list_field
 
-JID_RE = re.compile(r"^\d{6,15}@s\.whatsapp\.net$")
+
+class LastErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    at = serializers.CharField()
+
+
+class EndDetailSerializer(serializers.Serializer):
+    carrier = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
 
 
 class SessionSerializer(ApiModelSerializer):
+    """A session as the API shows it: the core snapshot (``calls.snapshots``)."""
+
     session_id = serializers.UUIDField(source="public_id", read_only=True)
     status = serializers.CharField(read_only=True)
     connected = serializers.BooleanField(read_only=True)
-    phone_jid = serializers.SerializerMethodField()
+    phone_jid = serializers.CharField(allow_null=True, read_only=True)
+    carrier = serializers.CharField(read_only=True)
+    last_error = LastErrorSerializer(allow_null=True, read_only=True)
 
     class Meta:
         model = Session
@@ -32,13 +48,27 @@ class SessionSerializer(ApiModelSerializer):
             "connected",
             "connection_state",
             "phone_jid",
+            "carrier",
+            "last_error",
             "created_at",
             "updated_at",
             "connected_at",
         ]
 
-    def get_phone_jid(self, session: Session) -> str | None:
-        return session.phone_jid or None
+    def to_representation(self, instance: Session) -> dict[str, Any]:
+        return session_snapshot(instance)
+
+
+def _carrier_settings_fields() -> dict[str, serializers.Field]:
+    """One settings object per carrier, named after it (``sip: {...}``)."""
+    return {
+        name: serializers.DictField(
+            required=False,
+            help_text=f"Settings of the `{name}` carrier (credentials are write-only).",
+        )
+        for name in settings.CARRIERS
+        if name != "simulator"
+    }
 
 
 class SessionCreateSerializer(serializers.Serializer):
@@ -46,6 +76,28 @@ class SessionCreateSerializer(serializers.Serializer):
     device_browser = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
+    carrier = serializers.CharField(
+        required=False,
+        help_text="simulator (test environments), or a carrier this deployment enables.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), **_carrier_settings_fields()}
+
+    def carrier_settings(self) -> dict[str, Any] | None:
+        """The settings object given under the chosen carrier's name, if any."""
+        data = self.validated_data
+        return data.get(data.get("carrier") or "")
+
+
+class SessionUpdateSerializer(serializers.Serializer):
+    display_name = serializers.CharField(max_length=100, required=False)
+    device_browser = serializers.CharField(
+        max_length=100, required=False, allow_blank=True
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), **_carrier_settings_fields()}
 
 
 class QrSerializer(serializers.Serializer):
@@ -68,13 +120,22 @@ class PairingCodeSerializer(serializers.Serializer):
 
 
 class CallSerializer(ApiModelSerializer):
+    """A call as the API shows it: the core snapshot plus its recordings."""
+
     call_id = serializers.UUIDField(source="public_id", read_only=True)
     session_id = serializers.UUIDField(source="session.public_id", read_only=True)
-    media_type = serializers.SerializerMethodField()
-    transport = serializers.SerializerMethodField()
-    end_reason = serializers.SerializerMethodField()
+    peer_jid = serializers.CharField(read_only=True)
+    media_type = serializers.CharField(read_only=True)
+    end_reason = serializers.CharField(allow_null=True, read_only=True)
+    end_detail = EndDetailSerializer(allow_null=True, read_only=True)
+    carrier = serializers.CharField(read_only=True)
+    transport = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text="The client transport attached now: websocket, stream, or null.",
+    )
     duration_ms = serializers.IntegerField(read_only=True)
-    recordings = serializers.SerializerMethodField()
+    recordings = serializers.ListField(child=serializers.DictField(), read_only=True)
 
     class Meta:
         model = Call
@@ -86,6 +147,8 @@ class CallSerializer(ApiModelSerializer):
             "media_type",
             "state",
             "end_reason",
+            "end_detail",
+            "carrier",
             "transport",
             "audio_muted",
             "record",
@@ -97,38 +160,17 @@ class CallSerializer(ApiModelSerializer):
             "recordings",
         ]
 
-    def get_media_type(self, call: Call) -> str:
-        return "audio"
-
-    def get_transport(self, call: Call) -> str:
-        return "websocket"
-
-    def get_end_reason(self, call: Call) -> str | None:
-        return call.end_reason or None
-
-    def get_recordings(self, call: Call) -> list[dict[str, Any]]:
-        """``[{recordingId, kind, durationMs}]``, once the ended call is finalised."""
-        return recording_summaries_for_call(call)
-
-
-def call_snapshot(call: Call) -> dict[str, Any]:
-    """The camelCase call snapshot used in events, socket frames and command replies."""
-    return camelize(CallSerializer(call).data)
-
-
-def session_snapshot(session: Session) -> dict[str, Any]:
-    return camelize(SessionSerializer(session).data)
-
-
-def validate_jid(value: str) -> None:
-    if not JID_RE.match(value):
-        raise serializers.ValidationError(
-            "Must be a WhatsApp JID: <digits>@s.whatsapp.net (6 to 15 digits)."
-        )
+    def to_representation(self, instance: Call) -> dict[str, Any]:
+        # ``[{recordingId, kind, durationMs}]``, once the ended call is finalised.
+        return {
+            **call_snapshot(instance),
+            "recordings": recording_summaries_for_call(instance),
+        }
 
 
 class CallCreateSerializer(serializers.Serializer):
-    to = serializers.CharField(validators=[validate_jid])
+    # Checked and normalised by the session's carrier (400 naming `to`).
+    to = serializers.CharField(max_length=255)
     record = serializers.BooleanField(required=False, allow_null=True, default=None)
     # Dial-out streams (DESIGN §6), started when the call is answered.
     streams = stream_list_field()
@@ -145,13 +187,15 @@ class MuteSerializer(serializers.Serializer):
     muted = serializers.BooleanField()
 
 
-BEHAVIORS = ["echo", "talker", "hangup_after_5s", "caller_gives_up"]
+def validate_jid(value: str) -> None:
+    if not JID_RE.match(value):
+        raise serializers.ValidationError(JID_RULE)
 
 
 class IncomingCallSerializer(serializers.Serializer):
     from_ = serializers.CharField(validators=[validate_jid])
     behavior = serializers.ChoiceField(
-        choices=BEHAVIORS, required=False, default="echo"
+        choices=INCOMING_BEHAVIOURS, required=False, default="echo"
     )
 
     def get_fields(self) -> dict[str, serializers.Field]:

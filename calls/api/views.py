@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.utils import timezone
 from djangorestframework_camel_case.util import underscoreize
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -19,15 +18,15 @@ from calls.api.serializers import (
     QrSerializer,
     SessionCreateSerializer,
     SessionSerializer,
+    SessionUpdateSerializer,
 )
+from calls.carriers.simulator import helpers as simulator
 from calls.models import Call, Session
 from calls.runtime import control
-from config.api.errors import NotFound
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
-from config.api.serializers import iso_ms
 from config.api.views import EnvironmentAPIView, ok
-from streams import services as stream_services
+from config.errors import NotFound
 from streams.api.serializers import CallAcceptSerializer
 from streams.api.views import streams_data
 
@@ -80,8 +79,13 @@ class SessionListView(SessionScopedView):
     def post(self, request: Request) -> Response:
         body = SessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
         session = services.session_create(
-            environment=self.environment, **body.validated_data
+            environment=self.environment,
+            display_name=data["display_name"],
+            device_browser=data["device_browser"],
+            carrier=data.get("carrier"),
+            carrier_settings=body.carrier_settings(),
         )
         return ok(_session_data(session), status=201)
 
@@ -90,6 +94,31 @@ class SessionDetailView(SessionScopedView):
     @extend_schema(responses=SessionSerializer, summary="Get a session")
     def get(self, request: Request, session_id: str) -> Response:
         return ok(_session_data(self.session(session_id)))
+
+    @extend_schema(
+        request=SessionUpdateSerializer,
+        responses=SessionSerializer,
+        summary="Rename a session or change its carrier settings",
+        description=(
+            "Fields left out keep their values; credentials in the carrier's settings "
+            "object are write-only. New settings on a connected line bring it up again."
+        ),
+    )
+    def patch(self, request: Request, session_id: str) -> Response:
+        session = self.session(session_id)
+        body = SessionUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return ok(
+            _session_data(
+                services.session_update(
+                    session=session,
+                    display_name=data.get("display_name"),
+                    device_browser=data.get("device_browser"),
+                    carrier_settings=data.get(session.carrier),
+                )
+            )
+        )
 
     @extend_schema(
         responses=SessionSerializer,
@@ -138,17 +167,7 @@ class SessionQrView(SessionScopedView):
         responses=QrSerializer, summary="The current pairing QR payload (rotates)"
     )
     def get(self, request: Request, session_id: str) -> Response:
-        session = services.session_current_qr(session=self.session(session_id))
-        assert session.qr_created_at is not None
-        remaining = session.qr_created_at + services.qr_ttl()
-        ttl_ms = max(0, int((remaining - timezone.now()).total_seconds() * 1000))
-        return ok(
-            {
-                "qr": session.qr_payload,
-                "ttl_ms": ttl_ms,
-                "created_at": iso_ms(session.qr_created_at),
-            }
-        )
+        return ok(services.session_current_qr(session=self.session(session_id)))
 
 
 class SessionPairingCodeView(SessionScopedView):
@@ -193,19 +212,15 @@ class SessionCallsView(SessionScopedView):
         body = CallCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         streams = body.validated_data.get("streams") or []
-        stream_services.streams_precheck(call=None, options=streams)
-        call = control.call_place(
+        placed = control.call_place(
             session=session,
             to=body.validated_data["to"],
             record=body.validated_data["record"],
+            streams=streams,
         )
-        created = stream_services.streams_add(
-            call=call, options=streams, allow_ended=True
-        )
-        call.refresh_from_db()
-        data = _call_data(call)
+        data = _call_data(placed.call)
         if streams:
-            data["streams"] = streams_data(created)
+            data["streams"] = streams_data(placed.streams)
         return ok(data, status=201)
 
 
@@ -239,15 +254,6 @@ class CallDetailView(SessionScopedView):
         return ok(_call_data(self.call(session_id, call_id)))
 
 
-class CallCommandView(SessionScopedView):
-    command = ""
-
-    @extend_schema(request=None, responses=CallSerializer)
-    def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        call = self.call(session_id, call_id)
-        return ok(control.call_command(call, self.command))
-
-
 class CallAcceptView(SessionScopedView):
     @extend_schema(
         request=CallAcceptSerializer,
@@ -259,20 +265,29 @@ class CallAcceptView(SessionScopedView):
         body = CallAcceptSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         streams = body.validated_data.get("streams") or []
-        stream_services.streams_precheck(call=call, options=streams)
-        snapshot = control.call_command(call, "accept")
+        accepted = control.call_accept(call, streams=streams)
+        data = _call_data(accepted.call)
         if streams:
-            created = stream_services.streams_add(call=call, options=streams)
-            snapshot = {**snapshot, "streams": streams_data(created)}
-        return ok(snapshot)
+            data["streams"] = streams_data(accepted.streams)
+        return ok(data)
 
 
-class CallRejectView(CallCommandView):
-    command = "reject"
+class CallRejectView(SessionScopedView):
+    @extend_schema(
+        request=None, responses=CallSerializer, summary="Reject a ringing call"
+    )
+    def post(self, request: Request, session_id: str, call_id: str) -> Response:
+        return ok(control.call_reject(self.call(session_id, call_id)))
 
 
-class CallEndView(CallCommandView):
-    command = "end"
+class CallEndView(SessionScopedView):
+    @extend_schema(
+        request=None,
+        responses=CallSerializer,
+        summary="Hang up (idempotent on an ended call)",
+    )
+    def post(self, request: Request, session_id: str, call_id: str) -> Response:
+        return ok(control.call_end(self.call(session_id, call_id)))
 
 
 class CallMuteView(SessionScopedView):
@@ -283,9 +298,7 @@ class CallMuteView(SessionScopedView):
         call = self.call(session_id, call_id)
         body = MuteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return ok(
-            control.call_command(call, "mute", muted=body.validated_data["muted"])
-        )
+        return ok(control.call_mute(call, muted=body.validated_data["muted"]))
 
 
 class TestHelperView(SessionScopedView):
@@ -304,18 +317,14 @@ class ScanView(TestHelperView):
         summary="The simulated phone scans the QR",
     )
     def post(self, request: Request, session_id: str) -> Response:
-        return ok(
-            _session_data(
-                services.session_pair_complete(session=self.session(session_id))
-            )
-        )
+        return ok(_session_data(simulator.scan(self.session(session_id))))
 
 
 class DropView(TestHelperView):
     @extend_schema(request=None, responses=SessionSerializer, summary="The line drops")
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
-            _session_data(services.session_drop(session=self.session(session_id)))
+            _session_data(services.session_line_lost(session=self.session(session_id)))
         )
 
 
@@ -330,10 +339,9 @@ class IncomingCallView(TestHelperView):
         session = self.session(session_id)
         body = IncomingCallSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        call = control.call_offer_incoming(
-            session=session,
-            from_jid=body.validated_data["from"],
+        call = simulator.ring(
+            session,
+            from_address=body.validated_data["from"],
             behavior=body.validated_data["behavior"],
         )
-        call.refresh_from_db()
         return ok(_call_data(call), status=201)

@@ -1,20 +1,74 @@
-"""Carrier drivers: how a session's line reaches the peer network.
+"""Carrier drivers: how a session's line reaches a peer network (DESIGN §1, §11).
 
-See ``base`` for the interface; ``simulator`` is the embedded default and the engine of test
-environments. ``get_carrier(name)`` returns the process-wide driver instance.
+``base`` is the interface. ``settings.CARRIERS`` names every driver (name → dotted path
+of its ``Carrier`` class) and ``settings.SWITCHBOARD_CARRIERS`` enables some of them for
+live environments; test environments always use the simulator. Adding a carrier is adding
+a package here and a line to ``CARRIERS``: see ``README.md`` beside this file.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from calls.carriers.base import Carrier
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from calls.carriers.base import Carrier, CarrierLeg
+
+if TYPE_CHECKING:
+    from accounts.models import Environment
+
+TEST_CARRIER = "simulator"
 
 
 @cache
-def get_carrier(name: str) -> Carrier:
-    if name == "simulator":
-        from calls.carriers.simulator import SimulatorCarrier
+def _load(name: str, path: str) -> Carrier:
+    driver = import_string(path)()
+    if not isinstance(driver, Carrier):
+        raise TypeError(f"{path} is not a Carrier")
+    return driver
 
-        return SimulatorCarrier()
-    raise LookupError(f"Unknown carrier driver {name!r}")
+
+def get_carrier(name: str) -> Carrier:
+    """The process-wide driver of that name (LookupError if no such driver exists)."""
+    path = settings.CARRIERS.get(name)
+    if path is None:
+        raise LookupError(f"Unknown carrier driver {name!r}")
+    return _load(name, path)
+
+
+def enabled_carriers() -> list[Carrier]:
+    """The drivers this deployment runs: the simulator and the live ones enabled."""
+    names = dict.fromkeys([TEST_CARRIER, *settings.SWITCHBOARD_CARRIERS])
+    return [get_carrier(name) for name in names if name in settings.CARRIERS]
+
+
+def carriers_for(environment: Environment) -> list[str]:
+    """The carriers a session of this environment may name; the first is the default."""
+    if environment.is_test:
+        return [TEST_CARRIER]
+    return [name for name in settings.SWITCHBOARD_CARRIERS if name in settings.CARRIERS]
+
+
+async def offer_incoming(session_id: str, from_address: str, leg: CarrierLeg) -> Any:
+    """Offer a call the network delivers to a session: it rings here, in this process.
+
+    Any driver calls this (on the home loop) with the leg it built for the call; the
+    call appears ``ringing`` with ``call.incoming``, and the leg is bound to its runtime.
+    Returns the call's snapshot; raises ``config.errors.ApplicationError`` when the
+    session cannot take calls (deleted, not connected): refuse the call on the network.
+    """
+    from calls.runtime.engine import ensure_engine
+
+    engine = await ensure_engine()
+    return await engine.offer_incoming(session_id, from_address, leg)
+
+
+__all__ = [
+    "Carrier",
+    "carriers_for",
+    "enabled_carriers",
+    "get_carrier",
+    "offer_incoming",
+]

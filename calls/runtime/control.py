@@ -1,13 +1,23 @@
-"""The synchronous face of the engine, for REST views, services, admin actions and tasks."""
+"""The synchronous face of the engine, for REST views, services, admin actions and tasks.
+
+Each function is one operation on a call, typed; it runs where the call's runtime lives
+(this process, or the hosting process over the channel layer). Apps that teach the engine
+commands of their own (playback, streams) wrap ``run_command`` in typed services the same
+way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
 from calls import services
-from calls.models import Call, CallState, Direction, Session
+from calls.carriers.base import CarrierLeg
+from calls.models import Call, CallState, Direction, EndReason, Session
+from calls.runtime import hooks
 from calls.runtime.engine import Engine, ensure_engine
 from config import home
 
@@ -20,45 +30,102 @@ def _timeout() -> float:
     return settings.CALL_COMMAND_TIMEOUT_S + 5
 
 
-def call_place(*, session: Session, to: str, record: bool | None) -> Call:
-    """Place an outgoing call hosted by this process; returns it once dialling started."""
+@dataclass
+class Placed:
+    """A call just placed or accepted, with the dial-out streams started with it."""
+
+    call: Call
+    streams: list[Any] = field(default_factory=list)
+
+
+def call_place(
+    *,
+    session: Session,
+    to: str,
+    record: bool | None = None,
+    streams: Sequence[dict[str, Any]] = (),
+) -> Placed:
+    """Place an outgoing call hosted by this process, with dial-out streams to start
+    once it is answered; returns once dialling has started.
+
+    ``to`` is checked and normalised by the session's carrier (400 naming ``to``).
+    """
+    peer = services.carrier_of(session).normalize_address(to)
+    extension = hooks.streams_extension()
+    if streams:
+        extension.precheck(None, list(streams))
     local = engine()
     call = services.call_create(
         session=session,
-        peer_jid=to,
+        peer_address=peer,
         direction=Direction.OUTGOING,
         host=local.host_id,
         record=record,
     )
     home.run_sync(local.start_call(call.pk), timeout=_timeout())
-    return call
+    created = extension.add(call, list(streams), allow_ended=True) if streams else []
+    call.refresh_from_db()
+    return Placed(call=call, streams=created)
 
 
-def call_offer_incoming(*, session: Session, from_jid: str, behavior: str) -> Call:
-    """A (simulated) peer calls the session: the call rings here."""
+def offer_incoming_from(
+    *, session: Session, from_address: str, make_leg: Callable[[], CarrierLeg]
+) -> Call:
+    """A call reaches the session from the network: it rings in this process.
+
+    ``make_leg`` builds the carrier leg on the home loop (drivers already there call
+    ``calls.carriers.offer_incoming`` instead).
+    """
     local = engine()
-    call = services.call_create(
-        session=session,
-        peer_jid=from_jid,
-        direction=Direction.INCOMING,
-        host=local.host_id,
-        behavior=behavior,
+
+    async def offer() -> dict[str, Any]:
+        return await local.offer_incoming(
+            str(session.public_id), from_address, make_leg()
+        )
+
+    snapshot = home.run_sync(offer(), timeout=_timeout())
+    return Call.objects.select_related("session", "environment").get(
+        public_id=snapshot["callId"]
     )
-    home.run_sync(local.start_call(call.pk), timeout=_timeout())
-    return call
 
 
-def call_command(call: Call, name: str, **args: Any) -> dict[str, Any]:
-    """Run ``end``/``accept``/``reject``/``mute`` where the call's runtime lives."""
+def run_command(call: Call, name: str, **args: Any) -> dict[str, Any]:
+    """Run a registered engine command where the call's runtime lives."""
     local = engine()
     return home.run_sync(
         local.command(str(call.public_id), call.host, name, args), timeout=_timeout()
     )
 
 
+def call_end(call: Call, *, reason: str = EndReason.COMPLETED) -> dict[str, Any]:
+    """Hang up (idempotent on an ended call); returns the snapshot."""
+    return run_command(call, "end", reason=reason)
+
+
+def call_accept(call: Call, *, streams: Sequence[dict[str, Any]] = ()) -> Placed:
+    """Answer a ringing incoming call, starting dial-out streams with it."""
+    extension = hooks.streams_extension()
+    if streams:
+        extension.precheck(call, list(streams))
+    run_command(call, "accept")
+    created = extension.add(call, list(streams)) if streams else []
+    call.refresh_from_db()
+    return Placed(call=call, streams=created)
+
+
+def call_reject(call: Call) -> dict[str, Any]:
+    """Refuse a ringing incoming call."""
+    return run_command(call, "reject")
+
+
+def call_mute(call: Call, *, muted: bool) -> dict[str, Any]:
+    """Mute or unmute: while muted the peer hears silence."""
+    return run_command(call, "mute", muted=muted)
+
+
 def end_calls_of_session(session: Session, *, reason: str) -> int:
     """End every live call of a session (used when the line goes away)."""
     live = list(Call.objects.filter(session=session).exclude(state=CallState.ENDED))
     for call in live:
-        call_command(call, "end", reason=reason)
+        call_end(call, reason=reason)
     return len(live)

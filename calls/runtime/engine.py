@@ -21,15 +21,14 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from calls import hosts
-from calls.carriers import get_carrier
-from calls.carriers.base import LegInfo
-from calls.models import CallState, Direction, EndReason
+from calls import hosts, lines
+from calls.carriers import enabled_carriers, get_carrier
+from calls.carriers.base import Carrier, CarrierError, CarrierLeg, LegInfo
+from calls.models import CallState, EndReason
 from calls.runtime import hooks, store
-from calls.runtime.bridge import HostBridge
 from calls.runtime.clock import MediaClock
 from calls.runtime.runtime import CallRuntime
-from config.api.errors import ApplicationError, Conflict, ServiceUnavailable
+from config.errors import ApplicationError, Conflict, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +39,19 @@ _handlers: dict[str, CommandHandler] = {
     "reject": lambda runtime, args: runtime.reject(),
     "mute": lambda runtime, args: runtime.mute(bool(args["muted"])),
 }
+
+
+MessageHandler = Callable[["Engine", dict[str, Any]], None]
+_message_handlers: dict[str, MessageHandler] = {}
+
+
+def register_message(kind: str, handler: MessageHandler) -> None:
+    """Teach every engine a channel-layer message type (a transport's cross-process path).
+
+    ``handler(engine, message)`` runs on the home loop for each message of that ``type``
+    sent to the engine's channel; it must not block.
+    """
+    _message_handlers[kind] = handler
 
 
 def register_command(name: str, handler: CommandHandler) -> None:
@@ -80,7 +92,10 @@ class Engine:
         self.clock = MediaClock(on_error=self._tick_failed)
         self.runtimes: dict[str, CallRuntime] = {}
         self.channel_name = ""
-        self.bridge: HostBridge | None = None
+        self.carriers: list[Carrier] = []
+        self.hosts_lines = settings.SWITCHBOARD_HOSTS_LINES
+        # Lines whose network presence this process holds: session id → generation.
+        self.lines: dict[str, tuple[Carrier, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -101,6 +116,7 @@ class Engine:
         # walk it all and stall the media clock for tens of milliseconds.
         gc.freeze()
         self.clock.start()
+        await self._start_carriers()
         self.spawn(self._housekeeping())
         logger.info("Call engine %s started", self.host_id)
 
@@ -109,6 +125,22 @@ class Engine:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for session_id, (carrier, _) in list(self.lines.items()):
+            await carrier.line_down(session_id)
+        if self.lines:
+            self.lines.clear()
+            try:
+                await database_sync_to_async(
+                    lines.lines_release, thread_sensitive=False
+                )(self.host_id)
+            except Exception:
+                # Another process takes the lines over once their leases lapse.
+                logger.warning("Could not release this process's line leases")
+        for carrier in self.carriers:
+            try:
+                await carrier.stop()
+            except Exception:
+                logger.exception("Carrier %s failed to stop", carrier.name)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a coroutine in the background, keeping a reference and logging failures."""
@@ -131,11 +163,7 @@ class Engine:
         self.runtimes.pop(runtime.call_id, None)
 
     # ------------------------------------------------------------ starting calls
-    async def start_call(self, call_pk: int) -> dict[str, Any]:
-        """Create the runtime of a call this engine hosts and connect its carrier leg."""
-        details = await database_sync_to_async(
-            hosts.call_details, thread_sensitive=False
-        )(call_pk)
+    def _runtime(self, call_pk: int, details: dict[str, Any]) -> CallRuntime:
         runtime = CallRuntime(
             self,
             call_pk=call_pk,
@@ -145,25 +173,49 @@ class Engine:
             direction=details["direction"],
             state=details["snapshot"]["state"],
             snapshot=details["snapshot"],
+            carrier=details["carrier"],
         )
         self.runtimes[runtime.call_id] = runtime
-        carrier = get_carrier(details["carrier"])
+        return runtime
+
+    async def start_call(self, call_pk: int) -> dict[str, Any]:
+        """Create the runtime of an outgoing call this engine hosts and dial."""
+        details = await database_sync_to_async(
+            hosts.call_details, thread_sensitive=False
+        )(call_pk)
+        runtime = self._runtime(call_pk, details)
+        line = details["line"]
         info = LegInfo(
             call_id=runtime.call_id,
             session_id=runtime.session_id,
-            local_jid=details["local_jid"],
-            peer_jid=details["peer_jid"],
-            behavior=details["behavior"],
+            local_address=line.address,
+            peer_address=details["peer_address"],
+            line=line,
         )
         try:
-            if runtime.direction == Direction.OUTGOING:
-                leg = await carrier.dial(info, runtime)
-            else:
-                leg = await carrier.incoming(info, runtime)
-        except Exception:
-            logger.exception("Carrier refused call %s", runtime.call_id)
-            await runtime.end(EndReason.FAILED, from_peer=True)
+            leg = await get_carrier(details["carrier"]).dial(info, runtime)
+        except CarrierError as refusal:
+            await runtime.end(EndReason.FAILED, from_peer=True, detail=refusal)
             return runtime.snapshot
+        except Exception:
+            logger.exception("Carrier failed to dial call %s", runtime.call_id)
+            failure = CarrierError(
+                "carrier_error", "The carrier failed to place the call."
+            )
+            await runtime.end(EndReason.FAILED, from_peer=True, detail=failure)
+            return runtime.snapshot
+        runtime.attach(leg)
+        return runtime.snapshot
+
+    async def offer_incoming(
+        self, session_id: str, from_address: str, leg: CarrierLeg
+    ) -> dict[str, Any]:
+        """A call the network offers to a session rings here; see ``calls.carriers``."""
+        call_pk, details = await database_sync_to_async(
+            hosts.offer_incoming, thread_sensitive=False
+        )(session_id, from_address, self.host_id)
+        runtime = self._runtime(call_pk, details)
+        leg.bind(runtime)
         runtime.attach(leg)
         return runtime.snapshot
 
@@ -249,8 +301,7 @@ class Engine:
         return reply
 
     async def _listen(self, layer: Any) -> None:
-        """Serve commands and bridged media that other processes send to this engine."""
-        bridge = self.bridge = HostBridge(self, layer)
+        """Serve commands (and transports' messages) other processes send to this engine."""
         while True:
             try:
                 message = await layer.receive(self.channel_name)
@@ -263,12 +314,11 @@ class Engine:
             kind = message.get("type")
             if kind == "call.command":
                 self.spawn(self._serve(layer, message))
-            elif kind == "media.in":
-                bridge.incoming(message)
-            elif kind == "media.attach":
-                bridge.attach(message)
-            elif kind == "media.detach":
-                bridge.detach(message)
+            elif kind in _message_handlers:
+                try:
+                    _message_handlers[kind](self, message)
+                except Exception:
+                    logger.exception("Engine message %s failed", kind)
 
     async def _serve(self, layer: Any, message: CommandMessage) -> None:
         reply: CommandReply = {
@@ -292,25 +342,24 @@ class Engine:
 
     # ------------------------------------------------------------ housekeeping
     async def _housekeeping(self) -> None:
-        """Beat, rotate pairing QRs, notice calls ended elsewhere, reap when embedded."""
+        """Beat, carriers' upkeep, hold lines, notice calls ended elsewhere."""
         beat_every = settings.ENGINE_HEARTBEAT_S
-        reap_every = settings.CALL_REAPER_INTERVAL_S
         elapsed = 0
         last_failure = ""
         while True:
             await asyncio.sleep(1)
             elapsed += 1
             try:
-                await database_sync_to_async(hosts.rotate_qrs, thread_sensitive=False)()
+                await self._start_carriers()
+                await database_sync_to_async(
+                    self._carrier_upkeep, thread_sensitive=False
+                )()
+                await self.manage_lines()
                 if elapsed % beat_every == 0:
                     await database_sync_to_async(
                         hosts.host_beat, thread_sensitive=False
                     )(self.host_id, self.channel_name)
                     await self._reconcile()
-                if settings.CELERY_TASK_ALWAYS_EAGER and elapsed % reap_every == 0:
-                    await database_sync_to_async(
-                        hosts.reap_orphaned_calls, thread_sensitive=False
-                    )(alive_host=self.host_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -320,6 +369,58 @@ class Engine:
                 last_failure = repr(exc)
             else:
                 last_failure = ""
+
+    async def _start_carriers(self) -> None:
+        """Start the carriers the deployment enables (and any enabled since)."""
+        for carrier in enabled_carriers():
+            if carrier not in self.carriers:
+                self.carriers.append(carrier)
+                await carrier.start(self)
+
+    def _carrier_upkeep(self) -> None:
+        for carrier in self.carriers:
+            carrier.housekeeping()
+
+    async def manage_lines(self) -> None:
+        """Hold the lines this process may hold (calls/lines.py): bring newly held lines
+        up, bring changed ones up again, and let go of lines no longer wanted."""
+        holders = [carrier for carrier in self.carriers if carrier.holds_lines]
+        if not holders or not self.hosts_lines:
+            return
+        by_name = {carrier.name: carrier for carrier in holders}
+        held = await database_sync_to_async(lines.lines_claim, thread_sensitive=False)(
+            self.host_id, list(by_name)
+        )
+        wanted = {line.info.session_id: line for line in held}
+        gone = [session_id for session_id in self.lines if session_id not in wanted]
+        for session_id in gone:
+            carrier, _ = self.lines.pop(session_id)
+            await carrier.line_down(session_id)
+        if gone:
+            await database_sync_to_async(lines.lines_release, thread_sensitive=False)(
+                self.host_id, gone
+            )
+        for session_id, line in wanted.items():
+            current = self.lines.get(session_id)
+            if current is not None and current[1] == line.generation:
+                continue
+            carrier = by_name[line.carrier]
+            if current is not None:
+                await carrier.line_down(session_id)
+            self.lines[session_id] = (carrier, line.generation)
+            try:
+                await carrier.line_up(line.info)
+            except CarrierError as error:
+                await database_sync_to_async(lines.line_failed, thread_sensitive=False)(
+                    session_id, error.code, error.message
+                )
+            except Exception:
+                logger.exception("Carrier %s failed to bring a line up", carrier.name)
+                await database_sync_to_async(lines.line_failed, thread_sensitive=False)(
+                    session_id,
+                    "carrier_error",
+                    "The carrier failed to connect the line.",
+                )
 
     async def _reconcile(self) -> None:
         """End local runtimes whose call another process has already ended."""

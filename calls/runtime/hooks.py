@@ -8,15 +8,19 @@ process hosting the call; they must be quick (schedule slow work with
 - ``on_end(runtime)``: the call ended; the runtime is about to be forgotten.
 - ``on_reaped(call_pk)``: the reaper ended a call whose process died (runs in the reaper's
   thread, synchronously, after the call's row was ended; may use the database).
+
+One more seam: the dial-out streams a call is placed or accepted with
+(``register_streams``); without it a call takes no streams.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from calls.models import Call
     from calls.runtime.runtime import CallRuntime
 
 logger = logging.getLogger(__name__)
@@ -68,3 +72,40 @@ def call_reaped(call_pk: int) -> None:
             hook(call_pk)
         except Exception:
             logger.exception("Reaper hook %s failed for call %s", hook, call_pk)
+
+
+class StreamsExtension(Protocol):
+    """Dial-out streams given with a call (DESIGN §6), as the streams app offers them."""
+
+    def precheck(self, call: Call | None, options: list[dict[str, Any]]) -> None:
+        """Refuse options that cannot start (before the call exists, for a new call)."""
+
+    def add(
+        self, call: Call, options: list[dict[str, Any]], *, allow_ended: bool = False
+    ) -> list[Any]:
+        """Create the streams; they start when media flows."""
+
+
+class _NoStreams:
+    def precheck(self, call: Call | None, options: list[dict[str, Any]]) -> None:
+        if options:
+            from config.errors import InvalidRequest
+
+            raise InvalidRequest("This deployment has no dial-out streams.")
+
+    def add(
+        self, call: Call, options: list[dict[str, Any]], *, allow_ended: bool = False
+    ) -> list[Any]:
+        return []
+
+
+_streams: StreamsExtension = _NoStreams()
+
+
+def register_streams(extension: StreamsExtension) -> None:
+    global _streams
+    _streams = extension
+
+
+def streams_extension() -> StreamsExtension:
+    return _streams

@@ -10,20 +10,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from django.conf import settings
 
-from calls.carriers.base import CarrierLeg, Frame
-from calls.media import FRAME_SAMPLES
+from audio import FRAME_SAMPLES, Frame
+from calls.carriers.base import CarrierError, CarrierLeg
 from calls.models import CallState, Direction, EndReason
 from calls.runtime import hooks, store
-from config.api.errors import Conflict
+from config.errors import Conflict
 
 if TYPE_CHECKING:
     from calls.runtime.engine import Engine
-    from calls.runtime.media_link import MediaLink
 
 logger = logging.getLogger(__name__)
 
 
 NOT_ANSWERED = frozenset({CallState.INITIATING, CallState.RINGING})
+
+# Client transports, in the order the snapshot's ``transport`` names them when several
+# are attached: the live media socket, then dial-out streams. Other kinds of client
+# (playback, recorders) attach too but are not a transport.
+TRANSPORTS = ("websocket", "stream")
 
 
 class OutboundSource(Protocol):
@@ -58,6 +62,7 @@ class CallRuntime:
         direction: str,
         state: str,
         snapshot: dict[str, Any],
+        carrier: str = "",
     ) -> None:
         self.engine = engine
         self.call_pk = call_pk
@@ -65,6 +70,7 @@ class CallRuntime:
         self.environment_id = environment_id
         self.session_id = session_id
         self.direction = direction
+        self.carrier = carrier
         self.state = state
         self.snapshot = snapshot
         self.muted = bool(snapshot.get("audioMuted"))
@@ -72,7 +78,9 @@ class CallRuntime:
         self.sources: list[OutboundSource] = []
         self.subscribers: list[MediaSubscriber] = []
         self.observers: list[CallObserver] = []
-        self.media_link: MediaLink | None = None
+        self.clients: dict[str, list[Any]] = {}
+        self._transport = ""
+        self._transport_writing = False
         self.media_frames = 0
         self._out = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         self._mix = np.zeros(FRAME_SAMPLES, dtype=np.float32)
@@ -105,24 +113,79 @@ class CallRuntime:
             subscriber.on_media(inbound, out)
         self.media_frames += 1
 
-    def attach_media(self, link: MediaLink) -> None:
-        """Connect a live media socket (one per call: it replaces the previous one)."""
-        previous = self.media_link
-        if previous is not None:
-            self.detach_media(previous)
-            previous.replaced()
-        self.media_link = link
-        self.sources.insert(0, link)
-        self.subscribers.append(link)
-        self.observers.append(link)
+    # ------------------------------------------------------------ clients
+    def attach_client(
+        self,
+        kind: str,
+        client: Any,
+        *,
+        source: bool = False,
+        subscriber: bool = False,
+        observer: bool = False,
+        replace: bool = False,
+    ) -> list[Any]:
+        """Attach a client of a kind (``websocket``, ``stream``, ``playback``…) in its
+        roles: an outbound source, a media subscriber, a call observer.
 
-    def detach_media(self, link: MediaLink) -> None:
-        """Disconnect a media socket; the call goes on without it."""
-        if self.media_link is link:
-            self.media_link = None
-        for members in (self.sources, self.subscribers, self.observers):
-            if link in members:
-                members.remove(link)
+        ``replace`` detaches the kind's current clients first (one live socket per call)
+        and returns them. A replacing client's audio is read first.
+        """
+        replaced = list(self.clients.get(kind, ())) if replace else []
+        for old in replaced:
+            self.detach_client(old)
+        self.clients.setdefault(kind, []).append(client)
+        if source:
+            if replace:
+                self.sources.insert(0, client)
+            else:
+                self.sources.append(client)
+        if subscriber:
+            self.subscribers.append(client)
+        if observer:
+            self.observers.append(client)
+        self._transport_changed()
+        return replaced
+
+    def detach_client(self, client: Any) -> None:
+        """Detach a client from every role; the call goes on without it."""
+        for members in self.clients.values():
+            if client in members:
+                members.remove(client)
+        for roles in (self.sources, self.subscribers, self.observers):
+            if client in roles:
+                roles.remove(client)
+        self._transport_changed()
+
+    def clients_of(self, kind: str) -> list[Any]:
+        return self.clients.get(kind, [])
+
+    @property
+    def transport(self) -> str:
+        """The client transport attached now (blank when none is)."""
+        for kind in TRANSPORTS:
+            if self.clients.get(kind):
+                return kind
+        return ""
+
+    def _transport_changed(self) -> None:
+        transport = self.transport
+        if transport == self._transport or self.state == CallState.ENDED:
+            return
+        self._transport = transport
+        self.snapshot = {**self.snapshot, "transport": transport or None}
+        if not self._transport_writing:
+            self._transport_writing = True
+            self.engine.spawn(self._write_transport())
+
+    async def _write_transport(self) -> None:
+        """Record the attached transport, latest value last (one write at a time)."""
+        try:
+            written = None
+            while written != self._transport:
+                written = self._transport
+                await store.set_transport(self.call_pk, written)
+        finally:
+            self._transport_writing = False
 
     @property
     def media_ms(self) -> int:
@@ -166,8 +229,8 @@ class CallRuntime:
     def leg_answered(self) -> None:
         self.engine.spawn(self._answered())
 
-    def leg_ended(self, reason: str) -> None:
-        self.engine.spawn(self.end(reason, from_peer=True))
+    def leg_ended(self, reason: str, detail: CarrierError | None = None) -> None:
+        self.engine.spawn(self.end(reason, from_peer=True, detail=detail))
 
     async def _answered(self) -> None:
         if await self._move(CallState.ACTIVE):
@@ -179,12 +242,28 @@ class CallRuntime:
         self._later(settings.CALL_MAX_DURATION_S, self.end, EndReason.MAX_DURATION)
 
     async def _move(
-        self, to: str, end_reason: str = "", *, only_from: frozenset[str] | None = None
+        self,
+        to: str,
+        end_reason: str = "",
+        *,
+        only_from: frozenset[str] | None = None,
+        detail: CarrierError | None = None,
     ) -> bool:
+        end_detail = (
+            None
+            if detail is None
+            else {
+                "carrier": self.carrier,
+                "code": detail.code,
+                "message": detail.message,
+            }
+        )
         async with self._lock:
             if only_from is not None and self.state not in only_from:
                 return False
-            result = await store.transition(self.call_pk, to, end_reason, only_from)
+            result = await store.transition(
+                self.call_pk, to, end_reason, only_from, end_detail
+            )
             if result is None:
                 return False
             self.state, self.snapshot = to, result
@@ -215,6 +294,7 @@ class CallRuntime:
         self.observers.clear()
         self.subscribers.clear()
         self.sources.clear()
+        self.clients.clear()
         self.engine.forget(self)
         self.ended.set()
 
@@ -228,12 +308,16 @@ class CallRuntime:
 
     # ------------------------------------------------------------ commands
     async def end(
-        self, reason: str = EndReason.COMPLETED, *, from_peer: bool = False
+        self,
+        reason: str = EndReason.COMPLETED,
+        *,
+        from_peer: bool = False,
+        detail: CarrierError | None = None,
     ) -> dict[str, Any]:
-        """Hang up (idempotent once ended)."""
+        """Hang up (idempotent once ended); ``detail`` is what the network said."""
         if self.state == CallState.ENDED:
             return self.snapshot
-        moved = await self._move(CallState.ENDED, reason)
+        moved = await self._move(CallState.ENDED, reason, detail=detail)
         if moved and not from_peer and self.leg is not None:
             await self.leg.hangup()
         if not moved:

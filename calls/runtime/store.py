@@ -7,15 +7,23 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from calls import services
-from calls.api.serializers import call_snapshot
 from calls.models import Call
+from calls.snapshots import call_snapshot
 
 
 def _transition(
-    call_pk: int, to: str, end_reason: str, only_from: frozenset[str] | None = None
+    call_pk: int,
+    to: str,
+    end_reason: str,
+    only_from: frozenset[str] | None = None,
+    end_detail: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     call = services.call_transition(
-        call_id=call_pk, to=to, end_reason=end_reason, only_from=only_from
+        call_id=call_pk,
+        to=to,
+        end_reason=end_reason,
+        only_from=only_from,
+        end_detail=end_detail,
     )
     return None if call is None else call_snapshot(call)
 
@@ -29,7 +37,12 @@ def _snapshot(call_pk: int) -> dict[str, Any]:
     return call_snapshot(Call.objects.select_related("session").get(pk=call_pk))
 
 
+def _set_transport(call_pk: int, transport: str) -> None:
+    services.call_set_transport(call_id=call_pk, transport=transport)
+
+
 # Not thread-sensitive: runtime writes may run in parallel worker threads.
 transition = database_sync_to_async(_transition, thread_sensitive=False)
 set_muted = database_sync_to_async(_set_muted, thread_sensitive=False)
 snapshot = database_sync_to_async(_snapshot, thread_sensitive=False)
+set_transport = database_sync_to_async(_set_transport, thread_sensitive=False)

@@ -27,7 +27,7 @@ def test_staff_end_call_action_ends_the_live_call_like_the_api(
     session = ready_session(tenant)
     call = control.call_place(
         session=session, to="15550000001@s.whatsapp.net", record=False
-    )
+    ).call
     wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.ACTIVE)
 
     listing = staff_client.get("/admin/calls/call/?live=yes")
@@ -52,8 +52,8 @@ def test_admin_call_search_finds_by_peer(
     session = ready_session(tenant)
     call = control.call_place(
         session=session, to="15557770001@s.whatsapp.net", record=False
-    )
+    ).call
     found = staff_client.get("/admin/calls/call/?q=15557770001").content.decode()
     assert str(call.public_id) in found
     assert staff_client.get("/admin/calls/session/").status_code == 200
-    control.call_command(call, "end")
+    control.call_end(call)

@@ -211,7 +211,8 @@ def test_echo_peer_answers_and_end_completes_the_call(tenant: Tenant) -> None:
     assert call["sessionId"] == session_id
     assert call["peerJid"] == ECHO
     assert call["direction"] == "outgoing"
-    assert call["mediaType"] == "audio" and call["transport"] == "websocket"
+    assert call["mediaType"] == "audio" and call["carrier"] == "simulator"
+    assert call["transport"] is None  # no client socket or stream is attached yet
     assert call["state"] != "ended"
     assert call["endReason"] is None and call["answeredAt"] is None
     assert call["audioMuted"] is False and call["record"] is True

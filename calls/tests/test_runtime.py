@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from audio import FRAME_SAMPLES, SAMPLE_RATE
 from calls.carriers.simulator import ECHO_DELAY_FRAMES, talker_signal
-from calls.media import FRAME_SAMPLES, SAMPLE_RATE
+from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import Call, CallState
 from calls.runtime import control
 from calls.runtime.engine import Engine
@@ -57,11 +58,11 @@ def ready_session(tenant: Tenant) -> Any:
 
     session = services.session_create(environment=tenant.test, display_name="rt")
     services.session_connect(session=session)
-    return services.session_pair_complete(session=session)
+    return simulator_helpers.scan(session)
 
 
 def active_runtime(engine: Engine, session: Any, to: str) -> tuple[Call, CallRuntime]:
-    call = control.call_place(session=session, to=to, record=False)
+    call = control.call_place(session=session, to=to, record=False).call
     wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.ACTIVE)
     runtime = engine.runtimes[str(call.public_id)]
     wait_for(lambda: runtime in engine.clock)
@@ -95,7 +96,7 @@ def test_echo_peer_returns_exactly_the_samples_it_heard_100_ms_later(
         lambda: len(recorder.inbound) >= len(signal) // FRAME_SAMPLES + 10, timeout=5
     )
     elapsed = time.monotonic() - started
-    control.call_command(call, "end")
+    control.call_end(call)
 
     outbound = np.concatenate(recorder.outbound)
     inbound = np.concatenate(recorder.inbound)
@@ -126,7 +127,7 @@ def test_talker_peer_speaks_its_recognisable_signal(
     recorder = Recorder()
     on_home(lambda: runtime.subscribers.append(recorder))
     wait_for(lambda: len(recorder.inbound) >= 60)
-    control.call_command(call, "end")
+    control.call_end(call)
     heard = np.concatenate(recorder.inbound[:60])
     start = int(
         np.argmin(
@@ -149,7 +150,7 @@ def test_muted_call_sends_silence_but_still_consumes_its_audio(
 ) -> None:
     session = ready_session(tenant)
     call, runtime = active_runtime(engine, session, "15550000001@s.whatsapp.net")
-    control.call_command(call, "mute", muted=True)
+    control.call_mute(call, muted=True)
     recorder = Recorder()
     source = ArraySource(chirp(0.5))
 
@@ -159,7 +160,7 @@ def test_muted_call_sends_silence_but_still_consumes_its_audio(
 
     on_home(attach)
     wait_for(lambda: len(recorder.outbound) >= 40)
-    control.call_command(call, "end")
+    control.call_end(call)
     assert not np.concatenate(recorder.outbound).any()
     assert not np.concatenate(recorder.inbound).any()
     assert source.position == len(source.samples)
@@ -172,7 +173,7 @@ def test_an_ended_call_leaves_the_clock_and_the_engine(
     session = ready_session(tenant)
     call, runtime = active_runtime(engine, session, "15550000001@s.whatsapp.net")
     assert runtime in engine.clock
-    snapshot = control.call_command(call, "end")
+    snapshot = control.call_end(call)
     assert snapshot["state"] == "ended" and snapshot["endReason"] == "completed"
     assert str(call.public_id) not in engine.runtimes
     assert runtime not in engine.clock

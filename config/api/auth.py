@@ -9,7 +9,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from config.api.errors import Unauthenticated
+from config.errors import Unauthenticated
 
 if TYPE_CHECKING:
     from accounts.models import ApiKey, Environment

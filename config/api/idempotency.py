@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api.auth import environment_of
-from config.api.errors import Conflict, InvalidRequest
+from config.errors import Conflict, InvalidRequest
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from django.db import models
 from rest_framework.request import Request
 
-from config.api.errors import InvalidRequest
+from config.errors import InvalidRequest
 
 M = TypeVar("M", bound=models.Model)
 

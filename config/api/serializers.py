@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.db import models
 from rest_framework import serializers
 
+from config.times import iso_ms
 
-def iso_ms(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{value.microsecond // 1000:03d}Z"
-    )
+__all__ = ["ApiModelSerializer", "TimestampField", "iso_ms"]
 
 
 class TimestampField(serializers.DateTimeField):

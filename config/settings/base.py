@@ -244,8 +244,23 @@ SPECTACULAR_SETTINGS = {
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", 600, min_value=1)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
+# Carriers (DESIGN §11): every driver by name, as the dotted path of its Carrier class.
+# SWITCHBOARD_CARRIERS enables some of them for live environments; the first is the
+# default of sessions created without `carrier`. Test environments use the simulator.
+CARRIERS: dict[str, str] = {
+    "simulator": "calls.carriers.simulator.SimulatorCarrier",
+}
+SWITCHBOARD_CARRIERS = env.list("SWITCHBOARD_CARRIERS", ["simulator"])
+# Fernet keys for carrier credentials at rest, comma separated: the first encrypts, all
+# decrypt (calls/credentials.py). Unset: a key derived from SECRET_KEY.
+SWITCHBOARD_CREDENTIALS_KEYS = env.list("SWITCHBOARD_CREDENTIALS_KEY", [])
+# Whether this process holds lines' network presence (e.g. a SIP registration): true on
+# the processes that host media, false on API-only processes. A line is held by one
+# process at a time, under a lease renewed every heartbeat and taken over once it lapses.
+SWITCHBOARD_HOSTS_LINES = env.bool("SWITCHBOARD_HOSTS_LINES", True)
+LINE_LEASE_S = env.int("LINE_LEASE_S", 30, min_value=3)
+
 # Calls and the simulated network. Times are settings so tests (and demos) can shrink them.
-LIVE_CARRIER = env.choice("LIVE_CARRIER", "simulator", ("simulator",))
 CALL_RING_TIMEOUT_S = env.float("CALL_RING_TIMEOUT_S", 30.0, min_value=0.1)
 CALL_MAX_DURATION_S = env.float("CALL_MAX_DURATION_S", 4 * 3600.0, min_value=1.0)
 CALL_COMMAND_TIMEOUT_S = env.float("CALL_COMMAND_TIMEOUT_S", 5.0, min_value=0.5)

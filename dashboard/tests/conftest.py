@@ -18,6 +18,7 @@ from django.test import Client
 from accounts.models import Environment, Membership
 from accounts.selectors import DASHBOARD_ENVIRONMENT_KEY
 from calls import services as call_services
+from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import Session
 from calls.tests.conftest import engine, fast_network
 from conftest import LiveServer, Tenant
@@ -70,7 +71,7 @@ def paired_session(environment: Environment, name: str = "Support line") -> Sess
     """A session that is paired and connected (through the services, as the API does)."""
     session = call_services.session_create(environment=environment, display_name=name)
     session = call_services.session_connect(session=session)
-    return call_services.session_pair_complete(session=session)
+    return simulator_helpers.scan(session)
 
 
 # ---------------------------------------------------------------- the browser

@@ -165,7 +165,7 @@ def test_a_ready_asset_plays_into_a_live_call(
         session=paired_session(tenant.test),
         to="15550000001@s.whatsapp.net",
         record=False,
-    )
+    ).call
     wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.ACTIVE)
     url = f"/dashboard/calls/{call.session.public_id}/{call.public_id}/"
     page = owner.get(url).content.decode()

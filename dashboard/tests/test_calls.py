@@ -30,7 +30,7 @@ def a_call(
 ) -> Call:
     """A call row (no runtime): enough for the pages that only read."""
     call = call_services.call_create(
-        session=session, peer_jid=peer, direction=direction, host="elsewhere"
+        session=session, peer_address=peer, direction=direction, host="elsewhere"
     )
     if ended:
         ended_call = call_services.call_transition(
@@ -55,7 +55,7 @@ class TestReading:
         a_call(paired_session(tenant.live), "15550000333@s.whatsapp.net")
         a_call(paired_session(outsider.test), "15550000444@s.whatsapp.net")
         page = member.get("/dashboard/calls/").content.decode()
-        assert page.index(newer.peer_jid) < page.index(older.peer_jid)
+        assert page.index(newer.peer_address) < page.index(older.peer_address)
         assert "15550000333" not in page and "15550000444" not in page
         # The rows refresh themselves when a call changes state.
         assert 'hx-trigger="sb-call from:body' in page
@@ -68,24 +68,24 @@ class TestReading:
             session, "15550000333@s.whatsapp.net", direction=Direction.INCOMING
         )
         page = member.get("/dashboard/calls/?state=ended").content.decode()
-        assert ended.peer_jid in page and live.peer_jid not in page
+        assert ended.peer_address in page and live.peer_address not in page
         page = member.get("/dashboard/calls/?direction=incoming").content.decode()
-        assert incoming.peer_jid in page and ended.peer_jid not in page
+        assert incoming.peer_address in page and ended.peer_address not in page
         rows = member.get("/dashboard/calls/rows?state=ended").content.decode()
-        assert ended.peer_jid in rows and live.peer_jid not in rows
+        assert ended.peer_address in rows and live.peer_address not in rows
         today = timezone.now().date()
         page = member.get(f"/dashboard/calls/?created_after={today}").content.decode()
-        assert live.peer_jid in page
+        assert live.peer_address in page
         tomorrow = today + timedelta(days=1)
         page = member.get(
             f"/dashboard/calls/?created_after={tomorrow}"
         ).content.decode()
-        assert live.peer_jid not in page and "No calls match these filters" in page
+        assert live.peer_address not in page and "No calls match these filters" in page
         yesterday = today - timedelta(days=1)
         page = member.get(
             f"/dashboard/calls/?created_before={yesterday}"
         ).content.decode()
-        assert live.peer_jid not in page
+        assert live.peer_address not in page
 
     def test_bad_filters_are_explained(self, member: Client, tenant: Tenant) -> None:
         page = member.get(
@@ -100,7 +100,7 @@ class TestReading:
     ) -> None:
         call = a_call(paired_session(tenant.test), ended=True)
         page = member.get(detail_url(call)).content.decode()
-        assert call.peer_jid in page and "busy" in page
+        assert call.peer_address in page and "busy" in page
         assert page.count('<code class="event-type">call.state</code>') == 2
         assert '<code class="event-type">call.ended</code>' in page
         assert f'hx-trigger="sb-call-{call.public_id} from:body' in page
@@ -161,7 +161,7 @@ class TestReading:
 def live_call(engine: Any, fast_network: Any, tenant: Tenant) -> Call:
     call = control.call_place(
         session=paired_session(tenant.test), to=ECHO, record=False
-    )
+    ).call
     wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.ACTIVE)
     call.refresh_from_db()
     return call

@@ -101,7 +101,7 @@ def test_starting_a_call_returns_where_its_media_socket_is(
     assert response.status_code == 201, response.content
     body = response.json()
     call = Call.objects.get(public_id=body["call"]["callId"])
-    assert call.peer_jid == "15550000001@s.whatsapp.net" and call.record
+    assert call.peer_address == "15550000001@s.whatsapp.net" and call.record
     base = f"/api/v1/sessions/{session.public_id}/calls/{call.public_id}"
     assert body["mediaPath"] == f"{base}/media"
     assert body["endUrl"].endswith(f"/{call.public_id}/end")

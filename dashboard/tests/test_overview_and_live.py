@@ -25,27 +25,27 @@ def test_the_overview_counts_live_calls_and_calls_today(
     session = paired_session(tenant.test)
     live = call_services.call_create(
         session=session,
-        peer_jid="15550000111@s.whatsapp.net",
+        peer_address="15550000111@s.whatsapp.net",
         direction=Direction.OUTGOING,
         host="elsewhere",
     )
     ended = call_services.call_create(
         session=session,
-        peer_jid="15550000222@s.whatsapp.net",
+        peer_address="15550000222@s.whatsapp.net",
         direction=Direction.OUTGOING,
         host="elsewhere",
     )
     call_services.call_transition(call_id=ended.pk, to=CallState.ENDED)
     call_services.call_create(
         session=paired_session(outsider.test),
-        peer_jid="15550000333@s.whatsapp.net",
+        peer_address="15550000333@s.whatsapp.net",
         direction=Direction.OUTGOING,
         host="elsewhere",
     )
     page = member.get("/dashboard/").content.decode()
     assert 'data-testid="live-count">1<' in page
     assert 'data-testid="calls-today">2<' in page
-    assert live.peer_jid in page and "15550000333" not in page
+    assert live.peer_address in page and "15550000333" not in page
     assert '<code class="event-type">call.ended</code>' in page
     assert 'hx-get="/dashboard/overview/stats"' in page
     stats = member.get("/dashboard/overview/stats").content.decode()

@@ -68,8 +68,8 @@ def test_connecting_shows_the_pairing_qr_as_an_image_of_its_payload(
     assert session.connection_state == ConnectionState.CONNECTING
     page = owner.get(response["Location"]).content.decode()
     assert 'id="qr-image"' in page
-    assert f'src="{qr_data_uri(session.qr_payload)}"' in page
-    assert qr_data_uri(session.qr_payload).startswith("data:image/svg+xml")
+    assert f'src="{qr_data_uri(session.line_state["qr"])}"' in page
+    assert qr_data_uri(session.line_state["qr"]).startswith("data:image/svg+xml")
     assert 'data-testid="simulate-scan"' in page
 
 
@@ -77,15 +77,21 @@ def test_the_qr_panel_brings_a_new_qr_once_the_old_one_expired(
     owner: Client, tenant: Tenant
 ) -> None:
     session = connecting_session(tenant)
-    before = session.qr_payload
+    before = session.line_state["qr"]
     Session.objects.filter(pk=session.pk).update(
-        qr_created_at=timezone.now() - timedelta(minutes=5)
+        line_state={
+            **session.line_state,
+            "qrCreatedAt": (timezone.now() - timedelta(minutes=5)).isoformat(),
+        }
     )
     panel = owner.get(f"/dashboard/sessions/{session.public_id}/panel")
     session.refresh_from_db()
-    assert session.qr_payload != before
+    assert session.line_state["qr"] != before
     html = panel.content.decode()
-    assert qr_data_uri(session.qr_payload) in html and qr_data_uri(before) not in html
+    assert (
+        qr_data_uri(session.line_state["qr"]) in html
+        and qr_data_uri(before) not in html
+    )
     assert Event.objects.filter(type="auth.qr").count() == 2
     # The panel listens for its session's events, and asks again when the QR expires.
     page = owner.get(f"/dashboard/sessions/{session.public_id}/").content.decode()
@@ -102,10 +108,10 @@ def test_a_pairing_code_is_issued_for_a_phone_number(
     assert "Give the phone number in digits" in refused.content.decode()
     response = owner.post(url, {"phone_number": "+1 555 123 0000".replace(" ", "")})
     session.refresh_from_db()
-    assert session.pairing_code
+    assert session.line_state["pairingCode"]
     page = owner.get(response["Location"]).content.decode()
-    assert f"Pairing code {session.pairing_code}" in page
-    assert 'data-testid="pairing-code">' + session.pairing_code in page
+    assert f"Pairing code {session.line_state['pairingCode']}" in page
+    assert 'data-testid="pairing-code">' + session.line_state["pairingCode"] in page
 
 
 def test_the_simulated_scan_pairs_a_test_session(owner: Client, tenant: Tenant) -> None:
@@ -114,7 +120,7 @@ def test_the_simulated_scan_pairs_a_test_session(owner: Client, tenant: Tenant) 
     session.refresh_from_db()
     assert session.paired and session.connected
     page = response.content.decode()
-    assert f"Paired as {session.phone_jid}" in page
+    assert f"Paired as {session.address}" in page
     assert 'id="qr-image"' not in page
     assert "Place a call" in page
 
@@ -156,7 +162,7 @@ def test_disconnect_keeps_the_pairing_and_reconnect_needs_no_qr(
     assert "Reconnect" in page
     owner.post(f"/dashboard/sessions/{session.public_id}/connect")
     session.refresh_from_db()
-    assert session.connected and not session.qr_payload
+    assert session.connected and "qr" not in session.line_state
 
 
 def test_logout_unlinks_the_line_after_a_confirmation(
@@ -167,7 +173,7 @@ def test_logout_unlinks_the_line_after_a_confirmation(
     assert 'data-confirm="Log this line out?' in page
     owner.post(f"/dashboard/sessions/{session.public_id}/logout")
     session.refresh_from_db()
-    assert not session.paired and not session.phone_jid
+    assert not session.paired and not session.address
 
 
 def test_delete_removes_the_session_from_the_dashboard(

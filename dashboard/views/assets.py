@@ -11,15 +11,9 @@ from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import features
 from dashboard.forms import AssetUploadForm
 from dashboard.views.pages import fragment, page
 from dashboard.workspace import Workspace, dashboard_view, first_error, wants_json
-
-
-def _require_assets() -> None:
-    if not features.assets():
-        raise Http404("Audio assets are not available in this deployment.")
 
 
 def _assets(ws: Workspace) -> list:
@@ -31,7 +25,6 @@ def _assets(ws: Workspace) -> list:
 @require_GET
 @dashboard_view()
 def asset_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    _require_assets()
     return page(
         request,
         ws,
@@ -48,7 +41,6 @@ def asset_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
 @require_GET
 @dashboard_view()
 def asset_rows(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    _require_assets()
     return fragment(
         request, ws, "dashboard/partials/asset_rows.html", {"assets": _assets(ws)}
     )
@@ -59,7 +51,6 @@ def asset_rows(request: HttpRequest, ws: Workspace) -> HttpResponse:
 @require_POST
 @dashboard_view(manage=True)
 def asset_upload(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    _require_assets()
     from assets.uploads import AssetUploadHandler, check_declared_length
 
     limit = settings.ASSET_MAX_UPLOAD_BYTES
@@ -100,7 +91,6 @@ def _asset_upload(request: HttpRequest, ws: Workspace) -> HttpResponse:
 @dashboard_view()
 def asset_audio(request: HttpRequest, ws: Workspace, asset_id: str) -> HttpResponseBase:
     """The decoded audio (16 kHz mono WAV), for the page's player."""
-    _require_assets()
     from assets import selectors
     from assets.models import AssetStatus
 
@@ -118,7 +108,6 @@ def asset_audio(request: HttpRequest, ws: Workspace, asset_id: str) -> HttpRespo
 @require_POST
 @dashboard_view(manage=True)
 def asset_delete(request: HttpRequest, ws: Workspace, asset_id: str) -> HttpResponse:
-    _require_assets()
     from assets import selectors, services
 
     asset = services.asset_delete(asset=selectors.asset_get(ws.environment, asset_id))

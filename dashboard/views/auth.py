@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
-from config.api.errors import NotFound
+from config.errors import NotFound
 from dashboard.workspace import back_url, workspace_choose
 
 login = auth_views.LoginView.as_view(

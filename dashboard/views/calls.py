@@ -10,12 +10,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from assets import services as asset_services
 from calls import selectors as call_selectors
-from calls.api.serializers import call_snapshot
 from calls.models import Call, CallState
 from calls.runtime import control
-from config.api.errors import Conflict
-from dashboard import extras, features
+from calls.snapshots import call_snapshot
+from config.errors import Conflict
+from dashboard import extras
 from dashboard.forms import CallFilterForm, MuteForm, PlayForm
 from dashboard.views.pages import fragment, page
 from dashboard.workspace import Workspace, dashboard_view, first_error, wants_json
@@ -69,10 +70,8 @@ def _detail_context(ws: Workspace, call: Call) -> dict[str, Any]:
         "timeline": event_selectors.call_timeline(ws.environment, str(call.public_id)),
         "recordings": extras.recordings_of(ws.environment, call),
         "streams": extras.streams_of(ws.environment, call),
-        "show_recordings": features.recordings(),
-        "show_streams": features.streams(),
     }
-    if call.state == CallState.ACTIVE and ws.can_manage and features.assets():
+    if call.state == CallState.ACTIVE and ws.can_manage:
         context["play_assets"] = extras.ready_assets(ws.environment)
         context["play_form"] = PlayForm()
     return context
@@ -126,7 +125,7 @@ def call_end(
     call = _call(ws, session_id, call_id)
     if call.state == CallState.ENDED:
         return _done(request, call, call_snapshot(call), "The call had already ended.")
-    return _done(request, call, control.call_command(call, "end"), "Call ended.")
+    return _done(request, call, control.call_end(call), "Call ended.")
 
 
 @require_POST
@@ -139,7 +138,7 @@ def call_mute(
     muted = form.is_valid() and form.cleaned_data["muted"]
     if call.state == CallState.ENDED:
         raise Conflict("The call has ended.", code="call_not_active")
-    reply = control.call_command(call, "mute", muted=muted)
+    reply = control.call_mute(call, muted=muted)
     return _done(
         request,
         call,
@@ -161,9 +160,9 @@ def call_play(
         return redirect(
             "dashboard:call", session_id=call.session.public_id, call_id=call.public_id
         )
-    playback = extras.asset_play(
-        ws.environment,
-        call,
+    playback = asset_services.playback_start(
+        environment=ws.environment,
+        call=call,
         asset_id=str(form.cleaned_data["asset"]),
         mode=form.cleaned_data["mode"],
     )

@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from calls import selectors as call_selectors
-from calls.api.serializers import call_snapshot
 from calls.models import Call
 from calls.runtime import control
+from calls.snapshots import call_snapshot
 from dashboard import extras, selectors
 from dashboard.forms import ConsoleCallForm
 from dashboard.views.pages import page
@@ -79,6 +79,5 @@ def console_call(request: HttpRequest, ws: Workspace) -> HttpResponse:
     session = call_selectors.session_get(ws.environment, form.cleaned_data["session"])
     call = control.call_place(
         session=session, to=form.cleaned_data["to"], record=form.cleaned_data["record"]
-    )
-    call.refresh_from_db()
+    ).call
     return JsonResponse(console_call_data(call), status=201)

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard import features, selectors
+from dashboard import selectors
 from dashboard.workspace import Workspace
 
 NAV = [
@@ -32,17 +32,12 @@ def page(
     status: int = 200,
 ) -> HttpResponse:
     """Render a full dashboard page: navigation, switcher and the section's content."""
-    hidden = set()
-    if not features.assets():
-        hidden.add("assets")
-    if not features.webhooks():
-        hidden.add("webhooks")
     base = {
         "ws": workspace,
         # The page's event stream starts after the newest event this render could see.
         "latest_event_id": selectors.latest_event_id(workspace.environment),
         "section": section,
-        "nav": [item for item in NAV if item[0] not in hidden],
+        "nav": NAV,
         "switcher": selectors.switcher_choices(request.user),
     }
     return render(request, template, {**base, **(context or {})}, status=status)

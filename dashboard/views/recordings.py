@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from django.http import (
     FileResponse,
-    Http404,
     HttpRequest,
     HttpResponseRedirect,
 )
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from dashboard import features
 from dashboard.workspace import Workspace, dashboard_view
 
 
@@ -21,8 +19,6 @@ def recording_audio(
     request: HttpRequest, ws: Workspace, recording_id: str
 ) -> HttpResponseBase:
     """The WAV (or a redirect to a short-lived signed URL where storage offers one)."""
-    if not features.recordings():
-        raise Http404("Recordings are not available in this deployment.")
     from recordings import selectors
 
     recording = selectors.recording_get(ws.environment, recording_id)

@@ -8,11 +8,12 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calls import selectors as call_selectors
 from calls import services
+from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import ConnectionState, Session
 from dashboard.forms import PairingCodeForm, SessionCreateForm
 from dashboard.qr import qr_data_uri
@@ -25,16 +26,26 @@ RECENT_CALLS_SHOWN = 10
 def _panel_context(ws: Workspace, session: Session) -> dict[str, Any]:
     """A session's state, with a fresh QR image while it is pairing."""
     qr: dict[str, Any] | None = None
-    if session.connection_state == ConnectionState.CONNECTING and not session.paired:
-        session = services.session_current_qr(session=session)
-        assert session.qr_created_at is not None
-        expires = session.qr_created_at + services.qr_ttl()
+    pairs = services.carrier_of(session).pairs
+    if (
+        pairs
+        and session.connection_state == ConnectionState.CONNECTING
+        and not session.paired
+    ):
+        current = services.session_current_qr(session=session)
+        session.refresh_from_db()
         qr = {
-            "image": qr_data_uri(session.qr_payload),
-            "created_at": session.qr_created_at,
-            "ttl_s": max(1, int((expires - timezone.now()).total_seconds()) + 1),
+            "image": qr_data_uri(current["qr"]),
+            "created_at": parse_datetime(current["createdAt"]),
+            "ttl_s": max(1, current["ttlMs"] // 1000 + 1),
         }
-    return {"session": session, "qr": qr, "pairing_form": PairingCodeForm()}
+    return {
+        "session": session,
+        "qr": qr,
+        "pairs": pairs,
+        "pairing_code": (session.line_state or {}).get("pairingCode", ""),
+        "pairing_form": PairingCodeForm(),
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -145,10 +156,10 @@ def session_scan(request: HttpRequest, ws: Workspace, session_id: str) -> HttpRe
     """Test environments: the simulated phone scans the QR."""
     if not ws.is_test:
         raise Http404("Simulated scans exist only in test environments.")
-    session = services.session_pair_complete(
-        session=call_selectors.session_get(ws.environment, session_id)
+    session = simulator_helpers.scan(
+        call_selectors.session_get(ws.environment, session_id)
     )
-    messages.success(request, f"Paired as {session.phone_jid}.")
+    messages.success(request, f"Paired as {session.address}.")
     return _to_session(session)
 
 

@@ -7,23 +7,17 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from config.api.errors import InvalidRequest
-from dashboard import features
+from config.errors import InvalidRequest
 from dashboard.forms import WebhookEditForm, WebhookForm
 from dashboard.views.pages import page
 from dashboard.workspace import Workspace, dashboard_view
 
 DELIVERIES_SHOWN = 50
-
-
-def _require_webhooks() -> None:
-    if not features.webhooks():
-        raise Http404("Webhooks are not available in this deployment.")
 
 
 def _apply(form: WebhookForm, error: InvalidRequest) -> None:
@@ -36,7 +30,6 @@ def _apply(form: WebhookForm, error: InvalidRequest) -> None:
 @require_http_methods(["GET", "POST"])
 @dashboard_view()
 def webhook_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    _require_webhooks()
     from events import selectors, services
 
     form = WebhookForm()
@@ -102,7 +95,6 @@ def _detail(
 def webhook_detail(
     request: HttpRequest, ws: Workspace, webhook_id: str
 ) -> HttpResponse:
-    _require_webhooks()
     from events import selectors, services
 
     endpoint = selectors.webhook_get(ws.environment, webhook_id)
@@ -140,7 +132,6 @@ def webhook_rotate_secret(
     request: HttpRequest, ws: Workspace, webhook_id: str
 ) -> HttpResponse:
     """A new signing secret, shown once; the old one keeps signing during the overlap."""
-    _require_webhooks()
     from events import selectors, services
 
     rotated = services.webhook_rotate_secret(
@@ -163,7 +154,6 @@ def webhook_rotate_secret(
 def webhook_delete(
     request: HttpRequest, ws: Workspace, webhook_id: str
 ) -> HttpResponse:
-    _require_webhooks()
     from events import selectors, services
 
     endpoint = services.webhook_delete(
@@ -178,7 +168,6 @@ def webhook_delete(
 def delivery_retry(
     request: HttpRequest, ws: Workspace, webhook_id: str, delivery_id: str
 ) -> HttpResponse:
-    _require_webhooks()
     from events import selectors, services
 
     endpoint = selectors.webhook_get(ws.environment, webhook_id)

@@ -15,8 +15,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from calls.tests.conftest import engine, fast_network
+from config import schedule
 from config.celery_app import app as celery_app
-from events import delivery
 from events.models import WebhookDelivery
 
 # The call engine's fixtures, for streams that follow real calls.
@@ -123,15 +123,6 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture(autouse=True)
-def _own_local_scheduler() -> Iterator[None]:
-    """Each test gets a fresh in-process delivery scheduler, stopped when it ends, so no
-    retry (or sweep) of one test ever runs during another."""
-    delivery.local_scheduler_stop()
-    yield
-    delivery.local_scheduler_stop()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
@@ -143,7 +134,8 @@ def receiver() -> Iterator[Receiver]:
 def fast_retries(settings: Any) -> Any:
     """Retries in fractions of a second, attempts in this process (the embedded shape)."""
     # Load Celery's configuration first, so it keeps the run's real eagerness: only
-    # events.delivery reads the overridden setting, and only during this test.
+    # events.delivery and config.schedule read the overridden setting, and only during
+    # this test.
     assert celery_app.conf.task_always_eager in (True, False)
     settings.WEBHOOK_RETRY_BASE_S = 0.2
     settings.WEBHOOK_TIMEOUT_S = 2.0
@@ -174,7 +166,8 @@ def settled(
                 endpoint__public_id=webhook_id, status__in=statuses
             ).order_by("id")
         )
-        if len(done) >= count and delivery.local_scheduler().due_or_running() == 0:
+        local = schedule.current()
+        if len(done) >= count and (local is None or local.due_or_running() == 0):
             return done
         return []
 

@@ -1,10 +1,9 @@
-"""The pure parts: signatures, the URL rules, backoff, Retry-After, the timer queue."""
+"""The pure parts: signatures, the URL rules, backoff, Retry-After."""
 
 from __future__ import annotations
 
 import base64
 import ipaddress
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -14,7 +13,6 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from events import delivery, sender, signing, urlguard
-from events.scheduler import LocalScheduler
 
 
 def test_secrets_are_32_random_bytes_in_whsec_form() -> None:
@@ -135,56 +133,3 @@ def test_retry_after_as_seconds_or_a_date() -> None:
     assert seconds is not None and 85 <= seconds <= 91
     past = format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
     assert sender.parse_retry_after(past) == 0
-
-
-def test_the_timer_queue_never_blocks_and_runs_jobs_in_due_order() -> None:
-    scheduler = LocalScheduler(name="test", workers=2)
-    ran: list[str] = []
-    done = threading.Event()
-
-    def job(name: str) -> None:
-        ran.append(name)
-        if len(ran) == 3:
-            done.set()
-
-    started = time.monotonic()
-    scheduler.call_later(0.3, job, "late")
-    scheduler.call_later(0.0, job, "now")
-    scheduler.call_later(0.1, job, "soon")
-    assert time.monotonic() - started < 0.05
-    assert done.wait(5)
-    assert ran == ["now", "soon", "late"]
-    scheduler.stop()
-
-
-def test_a_failing_job_does_not_stop_the_queue() -> None:
-    scheduler = LocalScheduler(name="test", workers=1)
-    done = threading.Event()
-
-    def boom() -> None:
-        raise RuntimeError("receiver exploded")
-
-    scheduler.call_later(0, boom)
-    scheduler.call_later(0.05, done.set)
-    assert done.wait(5)
-    scheduler.stop()
-
-
-def test_stopping_drops_pending_jobs() -> None:
-    scheduler = LocalScheduler(name="test", workers=1)
-    ran = threading.Event()
-    scheduler.call_later(0.2, ran.set)
-    scheduler.stop()
-    assert not ran.wait(0.4)
-    assert scheduler.pending() == 0
-
-
-def test_the_periodic_job_runs_soon_after_start_then_every_interval() -> None:
-    runs: list[float] = []
-    scheduler = LocalScheduler(
-        name="test", workers=1, periodic=(lambda: 1.0, lambda: runs.append(1.0))
-    )
-    scheduler.call_later(0, lambda: None)
-    time.sleep(2.3)
-    scheduler.stop()
-    assert len(runs) == 2

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
 from calls.tests.conftest import wait_for
+from config import schedule
 from events import delivery
 from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from events.tests.conftest import API, Receiver, Reply, create_webhook
@@ -74,7 +75,7 @@ def test_a_worker_process_delivers_and_retries_a_signed_webhook(
         200,
     ]
     # This process only queued the work: its in-process scheduler never started.
-    assert delivery._local is None
+    assert schedule.current() is None
     assert "events.deliver_webhook" in worker.read_text(errors="replace")
 
 

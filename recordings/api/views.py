@@ -11,9 +11,9 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api.errors import NotFound
 from config.api.pagination import paginate
 from config.api.views import EnvironmentAPIView, ok
+from config.errors import NotFound
 from recordings import selectors, services
 from recordings.api.serializers import RecordingFilterSerializer, RecordingSerializer
 from recordings.models import CONTENT_TYPE, Recording, RecordingKind

@@ -12,8 +12,9 @@ import pytest
 import soundfile
 
 from accounts.models import Environment
+from audio import FRAME_SAMPLES
 from calls import services as call_services
-from calls.media import FRAME_SAMPLES
+from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import Call, CallState, Direction, Session
 from calls.runtime.engine import Engine
 from calls.tests.conftest import engine as calls_engine
@@ -73,14 +74,14 @@ def eager_tasks() -> Iterator[None]:
 def ready_session(environment: Environment) -> Session:
     session = call_services.session_create(environment=environment, display_name="r")
     call_services.session_connect(session=session)
-    return call_services.session_pair_complete(session=session)
+    return simulator_helpers.scan(session)
 
 
 def ended_call(environment: Environment, *, record: bool = True) -> Call:
     """A call that was answered and has ended (no runtime: hosted by a gone process)."""
     call = call_services.call_create(
         session=ready_session(environment),
-        peer_jid="15550000001@s.whatsapp.net",
+        peer_address="15550000001@s.whatsapp.net",
         direction=Direction.OUTGOING,
         host="gone",
         record=record,

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from audio import FRAME_SAMPLES
+from audio.codecs import float_to_pcm16
 from calls import hosts
 from calls.carriers.simulator import ECHO_DELAY_FRAMES, talker_signal
-from calls.media import FRAME_SAMPLES
-from calls.media.codecs import float_to_pcm16
 from calls.models import Call, CallState
 from calls.runtime import control
 from calls.runtime.engine import Engine
@@ -200,7 +200,7 @@ def test_a_call_whose_process_died_is_finalised_by_the_reaper_from_its_spool(
     """
     call = control.call_place(
         session=ready_session(tenant.test), to=TALKER, record=None
-    )
+    ).call
     wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.ACTIVE)
     runtime = engine.runtimes[str(call.public_id)]
     wait_for(lambda: runtime.media_frames >= 80)  # 1.6 s: one second on disk

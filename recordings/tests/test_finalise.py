@@ -12,7 +12,7 @@ import soundfile
 from celery.exceptions import Retry
 from django.core.files.storage import FileSystemStorage
 
-from calls.media.codecs import float_to_pcm16
+from audio.codecs import float_to_pcm16
 from conftest import Tenant
 from events.models import Event
 from recordings import services, spool

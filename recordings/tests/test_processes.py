@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from audio.codecs import float_to_pcm16
 from calls import hosts
 from calls.carriers.simulator import talker_signal
-from calls.media.codecs import float_to_pcm16
 from calls.models import Call, EngineHost
 from calls.tests.conftest import wait_for
 from config.celery_app import app as celery_app

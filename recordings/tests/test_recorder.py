@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from calls.media.codecs import float_to_pcm16
+from audio.codecs import float_to_pcm16
 from recordings.recorder import STAGGER_FRAMES, CallRecorder, wait_for_spool_writes
 from recordings.tests.conftest import tone
 
@@ -40,7 +40,7 @@ def test_ten_minutes_of_frames_do_not_grow_memory(tmp_path: Path) -> None:
     # Only what the recorder's code allocates (other threads run in the suite).
     ours = [
         tracemalloc.Filter(True, "*/recordings/recorder.py"),
-        tracemalloc.Filter(True, "*/calls/media/*.py"),
+        tracemalloc.Filter(True, "*/audio/*.py"),
     ]
 
     def one_second() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from datetime import timedelta
 from io import StringIO
@@ -10,14 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from calls.tests.conftest import wait_for
+from config import schedule
 from conftest import Tenant
-from recordings import embedded, services
+from recordings import services
 from recordings.models import Recording
 from recordings.tests.conftest import recorded_call
 
@@ -116,7 +116,9 @@ def test_beat_runs_the_purge_on_the_configured_interval() -> None:
     assert app.tasks["recordings.purge"].run == tasks.purge_recordings.run
 
 
-def test_the_embedded_server_purges_on_a_timer(tenant: Tenant, settings: Any) -> None:
+def test_without_beat_the_process_purges_on_a_timer(
+    tenant: Tenant, settings: Any
+) -> None:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.RECORDING_PURGE_INTERVAL_S = 0.1
     call = recorded_call(tenant.test)
@@ -125,21 +127,14 @@ def test_the_embedded_server_purges_on_a_timer(tenant: Tenant, settings: Any) ->
         expires_at=timezone.now() - timedelta(days=10),
     )
 
-    async def serve() -> None:
-        embedded.start(asyncio.get_running_loop())
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not await _exists(call, "mixed"):
-                return
-
-    asyncio.run(serve())
+    schedule.stop()
+    schedule.start()
+    try:
+        wait_for(lambda: not Recording.objects.filter(call=call, kind="mixed").exists())
+    finally:
+        schedule.stop()
     assert sorted(Recording.objects.values_list("kind", flat=True)) == [
         "inbound",
         "outbound",
     ]
     assert len(files(settings)) == 2
-
-
-@database_sync_to_async  # closes its connection, unlike the async ORM's thread
-def _exists(call: Any, kind: str) -> bool:
-    return Recording.objects.filter(call=call, kind=kind).exists()

@@ -23,8 +23,8 @@ from accounts.models import Environment
 from calls.models import Call, CallState, Direction, EndReason
 from calls.runtime import control
 from config.api.auth import authenticate_key
-from config.api.errors import ApplicationError, Unauthenticated
 from config.api.ratelimit import hit
+from config.errors import ApplicationError, Unauthenticated
 from config.tenancy import scoped_get
 from streams.sids import account_sid, call_sid, parse_sid
 
@@ -138,7 +138,7 @@ def twilio_call(call: Call, environment: Environment) -> dict[str, Any]:
     """A call as Twilio's Call resource represents one (fields Switchboard lacks: null)."""
     sid = call_sid(call.public_id)
     account = account_sid(environment.public_id)
-    local = call.session.phone_jid or None
+    local = call.session.address or None
     outgoing = call.direction == Direction.OUTGOING
     duration = call.duration_ms // 1000 if call.state == CallState.ENDED else None
     return {
@@ -147,10 +147,10 @@ def twilio_call(call: Call, environment: Environment) -> dict[str, Any]:
         "parent_call_sid": None,
         "date_created": _date(call.created_at),
         "date_updated": _date(call.updated_at),
-        "to": call.peer_jid if outgoing else local,
-        "to_formatted": call.peer_jid if outgoing else local,
-        "from": local if outgoing else call.peer_jid,
-        "from_formatted": local if outgoing else call.peer_jid,
+        "to": call.peer_address if outgoing else local,
+        "to_formatted": call.peer_address if outgoing else local,
+        "from": local if outgoing else call.peer_address,
+        "from_formatted": local if outgoing else call.peer_address,
         "phone_number_sid": None,
         "status": _status(call),
         "start_time": _date(call.answered_at),
@@ -189,7 +189,7 @@ def call_resource(request: HttpRequest, account: str, sid: str) -> JsonResponse:
                     "Switchboard supports only Status=completed (or canceled) here.",
                 )
             try:
-                control.call_command(call, "end")
+                control.call_end(call)
             except ApplicationError as error:
                 raise TwilioError(error.status, None, error.detail) from None
             call.refresh_from_db()

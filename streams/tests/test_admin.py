@@ -19,7 +19,7 @@ def test_staff_see_state_counts_and_last_error_but_not_header_values(
     call = Call.objects.create(
         environment=tenant.test,
         session=session,
-        peer_jid="15550000001@s.whatsapp.net",
+        peer_address="15550000001@s.whatsapp.net",
         direction=Direction.OUTGOING,
         state=CallState.ACTIVE,
     )

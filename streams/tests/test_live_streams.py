@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from calls.media.resample import StreamResampler
+from audio.resample import StreamResampler
 from calls.models import Call, CallState
 from calls.tests.media_client import MediaClient, chirp, find
 from conftest import LiveServer, Tenant

@@ -10,7 +10,7 @@ import uuid
 import numpy as np
 import pytest
 
-from calls.media.resample import StreamResampler
+from audio.resample import StreamResampler
 from calls.tests.media_client import chirp
 from streams.formats import FORMATS, TrackDecoder, TrackEncoder
 from streams.protocol import (

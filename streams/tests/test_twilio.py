@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from calls.media.codecs import mulaw_decode
+from audio.codecs import mulaw_decode
 from calls.models import Call, CallState
 from conftest import Tenant
 from streams.sids import account_sid, call_sid, stream_sid

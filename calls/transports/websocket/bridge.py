@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from django.conf import settings
 
 from calls.models import CallState
-from calls.runtime.media_link import MediaLink, ready_frame
+from calls.transports.websocket.link import WEBSOCKET, MediaLink, attach, ready_frame
 
 if TYPE_CHECKING:
     from calls.runtime.engine import Engine
@@ -148,7 +148,7 @@ class HostBridge:
             resume_ms=settings.MEDIA_BUFFER_RESUME_MS,
         )
         link.send_json(ready_frame(runtime.snapshot))
-        runtime.attach_media(link)
+        attach(runtime, link)
         self.links[link_id] = (link, channel)
 
     def incoming(self, message: InMessage) -> None:
@@ -167,8 +167,8 @@ class HostBridge:
         if entry is None:
             return
         for runtime in self.engine.runtimes.values():
-            if runtime.media_link is entry[0]:
-                runtime.detach_media(entry[0])
+            if entry[0] in runtime.clients_of(WEBSOCKET):
+                runtime.detach_client(entry[0])
 
 
 class SocketBridge:
@@ -239,3 +239,24 @@ class SocketBridge:
             await self.layer.send(self.host_channel, detach)
         except Exception:
             logger.debug("Media bridge detach failed", exc_info=True)
+
+
+_host_bridges: dict[str, HostBridge] = {}
+
+
+def _host_bridge(engine: Engine) -> HostBridge:
+    bridge = _host_bridges.get(engine.host_id)
+    if bridge is None:
+        from channels.layers import get_channel_layer
+
+        bridge = _host_bridges[engine.host_id] = HostBridge(engine, get_channel_layer())
+    return bridge
+
+
+def register() -> None:
+    """Teach every engine the bridge's messages (the socket's process sends them)."""
+    from calls.runtime.engine import register_message
+
+    register_message("media.attach", lambda e, m: _host_bridge(e).attach(m))  # type: ignore[arg-type]
+    register_message("media.in", lambda e, m: _host_bridge(e).incoming(m))  # type: ignore[arg-type]
+    register_message("media.detach", lambda e, m: _host_bridge(e).detach(m))  # type: ignore[arg-type]

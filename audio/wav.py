@@ -10,7 +10,7 @@ from typing import BinaryIO, Self
 import numpy as np
 import numpy.typing as npt
 
-from calls.media.codecs import float_to_pcm16
+from audio.codecs import float_to_pcm16
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _SIZE = struct.Struct("<I")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from calls.media.codecs import float_to_pcm16
-from calls.media.wav import WavWriter, repair_wav_header
+from audio.codecs import float_to_pcm16
+from audio.wav import WavWriter, repair_wav_header
 
 HEADER_BYTES = 44
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from calls.media import SAMPLE_RATE
-from calls.media.codecs import InvalidPcm
-from calls.media.playout import PlayoutBuffer
+from audio import SAMPLE_RATE
+from audio.codecs import InvalidPcm
+from audio.playout import PlayoutBuffer
+
+if TYPE_CHECKING:
+    from calls.runtime.runtime import CallRuntime
 
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 MAX_FRAME_BYTES = SAMPLE_RATE * 4  # one second of Float32 audio
@@ -25,6 +28,16 @@ MAX_MARK_NAME = 256
 
 
 CLOSE_REPLACED = 4409
+WEBSOCKET = "websocket"
+
+
+def attach(runtime: CallRuntime, link: MediaLink) -> None:
+    """Attach a live socket's link to its call: one per call, replacing the previous."""
+    replaced = runtime.attach_client(
+        WEBSOCKET, link, source=True, subscriber=True, observer=True, replace=True
+    )
+    for previous in replaced:
+        previous.replaced()
 
 
 def ready_frame(snapshot: dict[str, Any]) -> dict[str, Any]:

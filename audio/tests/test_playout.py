@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calls.media.playout import PlayoutBuffer
+from audio.playout import PlayoutBuffer
 
 FRAME = 320
 

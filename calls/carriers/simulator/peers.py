@@ -1,4 +1,4 @@
-"""A simulated WhatsApp network with deterministic peers (DESIGN §4.4).
+"""The simulated network's peers (DESIGN §4.4): their signalling and their audio.
 
 The number at the end of the peer's JID chooses its behaviour; incoming calls name it.
 Timings come from settings (``SIM_DIAL_MS``, ``SIM_RING_MS``, ``SIM_HANGUP_AFTER_MS``) so
@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 from django.conf import settings
 
-from calls.carriers.base import Carrier, CarrierLeg, Frame, LegInfo, LegListener
-from calls.media import FRAME_SAMPLES, SAMPLE_RATE
+from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from calls.carriers.base import CarrierError, CarrierLeg, LegListener
 
 ECHO_DELAY_FRAMES = 5  # 100 ms at 20 ms per frame
 
@@ -47,16 +47,18 @@ OUTGOING_BEHAVIOURS = {
 }
 
 
-def outgoing_behaviour(peer_jid: str) -> str:
-    digits = peer_jid.split("@", 1)[0]
+INCOMING_BEHAVIOURS = ("echo", "talker", "hangup_after_5s", "caller_gives_up")
+
+
+def outgoing_behaviour(peer_address: str) -> str:
+    digits = peer_address.split("@", 1)[0]
     return OUTGOING_BEHAVIOURS.get(digits[-4:], "echo")
 
 
 class SimulatedLeg(CarrierLeg):
     """A simulated peer's signalling; subclasses decide what it says."""
 
-    def __init__(self, info: LegInfo, listener: LegListener, behaviour: str) -> None:
-        self.info = info
+    def __init__(self, behaviour: str, listener: LegListener | None = None) -> None:
         self.listener = listener
         self.behaviour = behaviour
         self.ended = False
@@ -71,10 +73,19 @@ class SimulatedLeg(CarrierLeg):
         if not self.ended:
             action()
 
-    def end_from_peer(self, reason: str) -> None:
+    def end_from_peer(self, reason: str, detail: CarrierError | None = None) -> None:
         self.ended = True
         self._cancel()
-        self.listener.leg_ended(reason)
+        if self.listener is not None:
+            self.listener.leg_ended(reason, detail)
+
+    def ring(self) -> None:
+        if self.listener is not None:
+            self.listener.leg_ringing()
+
+    def pick_up(self) -> None:
+        if self.listener is not None:
+            self.listener.leg_answered()
 
     def _cancel(self) -> None:
         for timer in self._timers:
@@ -100,8 +111,8 @@ class SimulatedLeg(CarrierLeg):
 class EchoLeg(SimulatedLeg):
     """Returns exactly what it hears, 100 ms later: one frame copy per tick."""
 
-    def __init__(self, info: LegInfo, listener: LegListener, behaviour: str) -> None:
-        super().__init__(info, listener, behaviour)
+    def __init__(self, behaviour: str, listener: LegListener | None = None) -> None:
+        super().__init__(behaviour, listener)
         # One row more than the delay: the row returned stays intact until the next
         # exchange, which is as long as a leg's frame must stay valid.
         delay = np.zeros((ECHO_DELAY_FRAMES + 1, FRAME_SAMPLES), dtype=np.float32)
@@ -120,8 +131,8 @@ class EchoLeg(SimulatedLeg):
 class TalkerLeg(SimulatedLeg):
     """Speaks ``talker_signal`` from its first answered frame on, ignoring what it hears."""
 
-    def __init__(self, info: LegInfo, listener: LegListener, behaviour: str) -> None:
-        super().__init__(info, listener, behaviour)
+    def __init__(self, behaviour: str, listener: LegListener | None = None) -> None:
+        super().__init__(behaviour, listener)
         self._position = 0
 
     def exchange(self, outbound: Frame) -> Frame:
@@ -135,39 +146,41 @@ class TalkerLeg(SimulatedLeg):
         return self._out
 
 
-def _leg(info: LegInfo, listener: LegListener, behaviour: str) -> SimulatedLeg:
+def make_leg(behaviour: str, listener: LegListener | None = None) -> SimulatedLeg:
     kind = TalkerLeg if behaviour == "talker" else EchoLeg
-    return kind(info, listener, behaviour)
+    return kind(behaviour, listener)
 
 
-class SimulatorCarrier(Carrier):
-    name = "simulator"
+UNREACHABLE = CarrierError("unreachable", "The simulated peer is unreachable.")
 
-    async def dial(self, info: LegInfo, listener: LegListener) -> CarrierLeg:
-        behaviour = outgoing_behaviour(info.peer_jid)
-        leg = _leg(info, listener, behaviour)
-        dial_ms = settings.SIM_DIAL_MS
-        ring_ms = settings.SIM_RING_MS
-        if behaviour == "unreachable":
-            leg.later(dial_ms, lambda: leg.end_from_peer("failed"))
-        elif behaviour == "busy":
-            leg.later(dial_ms, lambda: leg.end_from_peer("busy"))
-        else:
-            leg.later(dial_ms, listener.leg_ringing)
-            if behaviour == "declines":
-                leg.later(dial_ms + ring_ms, lambda: leg.end_from_peer("declined"))
-            elif behaviour != "no_answer":
-                leg.later(dial_ms + ring_ms, listener.leg_answered)
-                if behaviour == "hangup_after_5s":
-                    hangup_at = dial_ms + ring_ms + settings.SIM_HANGUP_AFTER_MS
-                    leg.later(hangup_at, lambda: leg.end_from_peer("remote_hangup"))
-        return leg
 
-    async def incoming(self, info: LegInfo, listener: LegListener) -> CarrierLeg:
-        behaviour = info.behavior or "echo"
-        leg = _leg(info, listener, behaviour)
-        if behaviour == "caller_gives_up":
-            leg.later(
-                settings.CALL_RING_TIMEOUT_S * 1000, lambda: leg.end_from_peer("missed")
-            )
-        return leg
+def dial(listener: LegListener, peer_address: str) -> SimulatedLeg:
+    """Call a simulated peer: its number's behaviour plays out on timers."""
+    behaviour = outgoing_behaviour(peer_address)
+    leg = make_leg(behaviour, listener)
+    dial_ms = settings.SIM_DIAL_MS
+    ring_ms = settings.SIM_RING_MS
+    if behaviour == "unreachable":
+        leg.later(dial_ms, lambda: leg.end_from_peer("failed", UNREACHABLE))
+    elif behaviour == "busy":
+        leg.later(dial_ms, lambda: leg.end_from_peer("busy"))
+    else:
+        leg.later(dial_ms, leg.ring)
+        if behaviour == "declines":
+            leg.later(dial_ms + ring_ms, lambda: leg.end_from_peer("declined"))
+        elif behaviour != "no_answer":
+            leg.later(dial_ms + ring_ms, leg.pick_up)
+            if behaviour == "hangup_after_5s":
+                hangup_at = dial_ms + ring_ms + settings.SIM_HANGUP_AFTER_MS
+                leg.later(hangup_at, lambda: leg.end_from_peer("remote_hangup"))
+    return leg
+
+
+def caller(behaviour: str) -> SimulatedLeg:
+    """A simulated peer calling us (its leg rings until accepted, rejected or given up)."""
+    leg = make_leg(behaviour)
+    if behaviour == "caller_gives_up":
+        leg.later(
+            settings.CALL_RING_TIMEOUT_S * 1000, lambda: leg.end_from_peer("missed")
+        )
+    return leg

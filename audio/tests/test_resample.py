@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soxr
 
-from calls.media.resample import FrameAssembler, StreamResampler
+from audio.resample import FrameAssembler, StreamResampler
 
 
 def sine(rate: int, seconds: float, hz: float = 440.0) -> np.ndarray:

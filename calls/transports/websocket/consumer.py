@@ -32,11 +32,12 @@ from django.conf import settings
 from accounts.models import Environment
 from calls import hosts
 from calls.models import CallState
-from calls.runtime.bridge import SocketBridge
 from calls.runtime.engine import Engine, ensure_engine
-from calls.runtime.media_link import MediaLink, ready_frame
 from calls.runtime.runtime import CallRuntime
-from config.api.errors import ApplicationError, Forbidden, Unauthenticated
+from calls.snapshots import call_snapshot
+from calls.transports.websocket.bridge import SocketBridge
+from calls.transports.websocket.link import MediaLink, attach, ready_frame
+from config.errors import ApplicationError, Forbidden, Unauthenticated
 from config.media_server import BINARY_RECEIVER, BINARY_SENDER
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,6 @@ def _authorize(
     headers: dict[bytes, bytes], session_id: str, call_id: str
 ) -> dict[str, Any]:
     from calls import selectors
-    from calls.api.serializers import call_snapshot
     from config.api.auth import authenticate_key, bearer_token
 
     authorization = headers.get(b"authorization", b"").decode("latin-1") or None
@@ -192,7 +192,7 @@ class MediaConsumer(AsyncConsumer):
                 resume_ms=settings.MEDIA_BUFFER_RESUME_MS,
             )
             self.send_json(ready_frame(runtime.snapshot))
-            runtime.attach_media(link)
+            attach(runtime, link)
             self.link, self.runtime = link, runtime
             return link
         snapshot = runtime.snapshot if runtime is not None else call["snapshot"]
@@ -225,7 +225,7 @@ class MediaConsumer(AsyncConsumer):
 
     def _detach(self) -> None:
         if self.runtime is not None and self.link is not None:
-            self.runtime.detach_media(self.link)
+            self.runtime.detach_client(self.link)
         self.runtime = None
 
     async def _receive_loop(self, receive: Any, media: MediaInput) -> None:

@@ -105,3 +105,51 @@ def mulaw_encode(samples: npt.ArrayLike) -> bytes:
 def mulaw_decode(data: bytes) -> Samples:
     """Decode G.711 μ-law bytes to float32 samples."""
     return _ULAW_DECODE_FLOAT[np.frombuffer(data, dtype=np.uint8)]
+
+
+def _build_alaw_tables() -> tuple[npt.NDArray[np.uint8], Pcm16]:
+    # Follows ITU-T G.191's alaw_compress/alaw_expand: 13-bit magnitudes (one's
+    # complement for negative samples), seven segments above a linear one, and every
+    # even bit of the code word inverted on the wire.
+    pcm = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.int32)
+    magnitude = np.where(pcm < 0, ~pcm, pcm) >> 4
+    segment = np.searchsorted(16 << np.arange(7), magnitude, side="right")
+    mantissa = np.where(
+        segment == 0, magnitude, (magnitude >> np.maximum(segment - 1, 0)) & 0xF
+    )
+    code = (segment << 4) | mantissa | np.where(pcm >= 0, 0x80, 0)
+    encode = (code ^ 0x55).astype(np.uint8)
+
+    toggled = np.arange(256, dtype=np.int32) ^ 0x55
+    exponent = (toggled >> 4) & 7
+    step_mantissa = (toggled & 0xF) + np.where(exponent > 0, 16, 0)
+    magnitude_out = ((step_mantissa << 4) + 8) << np.maximum(exponent - 1, 0)
+    sign = np.where(toggled & 0x80, 1, -1)
+    decode = (sign * magnitude_out).astype(np.int16)
+    return encode, decode
+
+
+# Indexed by int16 samples reinterpreted as uint16, and by A-law bytes.
+_ALAW_ENCODE, _ALAW_DECODE = _build_alaw_tables()
+_ALAW_DECODE_FLOAT = pcm16_to_float(_ALAW_DECODE)
+
+
+def pcm16_to_alaw(samples: Pcm16) -> bytes:
+    """Encode int16 samples as G.711 A-law bytes."""
+    pcm = np.asarray(samples, dtype=np.int16)
+    return _ALAW_ENCODE[pcm.view(np.uint16)].tobytes()
+
+
+def alaw_to_pcm16(data: bytes) -> Pcm16:
+    """Decode G.711 A-law bytes to int16 samples."""
+    return _ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
+
+
+def alaw_encode(samples: npt.ArrayLike) -> bytes:
+    """Encode float samples as G.711 A-law bytes."""
+    return pcm16_to_alaw(float_to_pcm16(samples))
+
+
+def alaw_decode(data: bytes) -> Samples:
+    """Decode G.711 A-law bytes to float32 samples."""
+    return _ALAW_DECODE_FLOAT[np.frombuffer(data, dtype=np.uint8)]

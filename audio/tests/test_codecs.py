@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calls.media.codecs import (
+from audio.codecs import (
     InvalidPcm,
     decode_f32le,
     encode_f32le,
