@@ -6,7 +6,7 @@ services lock the row, ask the session's driver, save, and tell (events).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import transaction
@@ -16,7 +16,7 @@ from accounts.models import Environment
 from calls import state as sm
 from calls.carriers import carriers_for, get_carrier
 from calls.carriers.base import Carrier
-from calls.credentials import seal, unseal
+from calls.credentials import reseal, seal, unseal
 from calls.models import Call, CallState, ConnectionState, Direction, EndReason, Session
 from calls.snapshots import call_snapshot, session_snapshot
 from config.errors import Conflict, InvalidRequest
@@ -134,6 +134,31 @@ def session_update(
     return session
 
 
+def sessions_reseal_credentials(
+    *, batch: int = 200, progress: Callable[[int], None] | None = None
+) -> int:
+    """Re-encrypt every session's credentials with the first key; return how many."""
+    done = 0
+    last = 0
+    while True:
+        ids = list(
+            Session.objects.filter(pk__gt=last)
+            .exclude(credentials="")
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return done
+        with transaction.atomic():
+            for session in Session.objects.select_for_update().filter(pk__in=ids):
+                session.credentials = reseal(session.credentials)
+                session.save(update_fields=["credentials"])
+        done += len(ids)
+        last = ids[-1]
+        if progress is not None:
+            progress(done)
+
+
 def session_locked(session: Session) -> Session:
     return (
         Session.objects.select_for_update()
@@ -183,12 +208,11 @@ def session_pairing_code(*, session: Session, phone_number: str) -> str:
     return code
 
 
-def _session_go_offline(
-    session: Session, *, forget: bool = False, delete: bool = False
+def session_go_offline(
+    *, session: Session, forget: bool = False, delete: bool = False
 ) -> Session:
-    from calls.runtime import control  # the runtime imports services: import late
-
-    control.end_calls_of_session(session, reason=EndReason.SESSION_DISCONNECTED)
+    """Take the line offline once its calls have ended (``calls.runtime.control`` ends
+    them first): disconnected; ``forget`` unlinks it, ``delete`` deletes the session."""
     with transaction.atomic():
         session = session_locked(session)
         driver = carrier_of(session)
@@ -209,32 +233,6 @@ def _session_go_offline(
         if delete:
             session_event(session, EventType.SESSION_DELETED)
     return session
-
-
-def session_disconnect(*, session: Session) -> Session:
-    """Disconnect the line, keeping its credentials (reconnecting needs no pairing)."""
-    require_alive(session)
-    return _session_go_offline(session)
-
-
-def session_logout(*, session: Session) -> Session:
-    """Unlink the line: what pairing produced is forgotten."""
-    require_alive(session)
-    return _session_go_offline(session, forget=True)
-
-
-def session_line_lost(*, session: Session) -> Session:
-    """The line dropped: live calls end ``session_disconnected``."""
-    require_alive(session)
-    if not session.connected:
-        raise Conflict("The session is not connected.", code="session_not_connected")
-    return _session_go_offline(session)
-
-
-def session_delete(*, session: Session) -> Session:
-    """Delete a session after ending its live calls; its call history stays."""
-    require_alive(session)
-    return _session_go_offline(session, forget=True, delete=True)
 
 
 # ---------------------------------------------------------------- calls

@@ -126,7 +126,7 @@ class SessionDetailView(SessionScopedView):
     )
     def delete(self, request: Request, session_id: str) -> Response:
         return ok(
-            _session_data(services.session_delete(session=self.session(session_id)))
+            _session_data(control.session_delete(session=self.session(session_id)))
         )
 
 
@@ -150,7 +150,7 @@ class SessionDisconnectView(SessionScopedView):
     )
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
-            _session_data(services.session_disconnect(session=self.session(session_id)))
+            _session_data(control.session_disconnect(session=self.session(session_id)))
         )
 
 
@@ -158,7 +158,7 @@ class SessionLogoutView(SessionScopedView):
     @extend_schema(request=None, responses=SessionSerializer, summary="Unlink the line")
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
-            _session_data(services.session_logout(session=self.session(session_id)))
+            _session_data(control.session_logout(session=self.session(session_id)))
         )
 
 
@@ -324,7 +324,7 @@ class DropView(TestHelperView):
     @extend_schema(request=None, responses=SessionSerializer, summary="The line drops")
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
-            _session_data(services.session_line_lost(session=self.session(session_id)))
+            _session_data(control.session_line_lost(session=self.session(session_id)))
         )
 
 

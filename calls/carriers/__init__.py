@@ -3,18 +3,19 @@
 ``base`` is the interface. ``settings.CARRIERS`` names every driver (name → dotted path
 of its ``Carrier`` class) and ``settings.SWITCHBOARD_CARRIERS`` enables some of them for
 live environments; test environments always use the simulator. Adding a carrier is adding
-a package here and a line to ``CARRIERS``: see ``README.md`` beside this file.
+a package here and a line to ``CARRIERS``: see ``README.md`` beside this file. A driver
+hands calls its network delivers to ``calls.runtime.inbound.offer_incoming``.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from calls.carriers.base import Carrier, CarrierLeg
+from calls.carriers.base import Carrier
 
 if TYPE_CHECKING:
     from accounts.models import Environment
@@ -51,24 +52,9 @@ def carriers_for(environment: Environment) -> list[str]:
     return [name for name in settings.SWITCHBOARD_CARRIERS if name in settings.CARRIERS]
 
 
-async def offer_incoming(session_id: str, from_address: str, leg: CarrierLeg) -> Any:
-    """Offer a call the network delivers to a session: it rings here, in this process.
-
-    Any driver calls this (on the home loop) with the leg it built for the call; the
-    call appears ``ringing`` with ``call.incoming``, and the leg is bound to its runtime.
-    Returns the call's snapshot; raises ``config.errors.ApplicationError`` when the
-    session cannot take calls (deleted, not connected): refuse the call on the network.
-    """
-    from calls.runtime.engine import ensure_engine
-
-    engine = await ensure_engine()
-    return await engine.offer_incoming(session_id, from_address, leg)
-
-
 __all__ = [
     "Carrier",
     "carriers_for",
     "enabled_carriers",
     "get_carrier",
-    "offer_incoming",
 ]

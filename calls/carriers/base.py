@@ -19,7 +19,8 @@ WhatsApp Business Calling. The rest of the platform knows only this module:
   process stops; the driver reports the outcome with ``calls.lines.line_connected`` or
   ``line_failed`` (errors are facts on the session, not exceptions).
 - **Calls.** ``dial`` places an outgoing call and returns its ``CarrierLeg``; a call the
-  network offers is handed to ``calls.carriers.offer_incoming(session_id, from, leg)``.
+  network offers is handed to ``calls.runtime.inbound.offer_incoming(session_id, from,
+  leg)``.
   A leg reports the peer's signalling to the ``LegListener`` bound to it and exchanges
   media with ``exchange``: once per 20 ms tick of the media clock, the runtime hands it
   320 float32 samples (16 kHz mono) for the peer and takes the 320 the peer sent.

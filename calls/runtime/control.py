@@ -20,6 +20,7 @@ from calls.models import Call, CallState, Direction, EndReason, Session
 from calls.runtime import hooks
 from calls.runtime.engine import Engine, ensure_engine
 from config import home
+from config.errors import Conflict
 
 
 def engine() -> Engine:
@@ -121,6 +122,40 @@ def call_reject(call: Call) -> dict[str, Any]:
 def call_mute(call: Call, *, muted: bool) -> dict[str, Any]:
     """Mute or unmute: while muted the peer hears silence."""
     return run_command(call, "mute", muted=muted)
+
+
+# ---------------------------------------------------------------- lines going away
+# Their live calls end first (``session_disconnected``), then the line goes offline.
+
+
+def session_disconnect(*, session: Session) -> Session:
+    """Disconnect the line, keeping its credentials (reconnecting needs no pairing)."""
+    services.require_alive(session)
+    end_calls_of_session(session, reason=EndReason.SESSION_DISCONNECTED)
+    return services.session_go_offline(session=session)
+
+
+def session_logout(*, session: Session) -> Session:
+    """Unlink the line: what pairing produced is forgotten."""
+    services.require_alive(session)
+    end_calls_of_session(session, reason=EndReason.SESSION_DISCONNECTED)
+    return services.session_go_offline(session=session, forget=True)
+
+
+def session_line_lost(*, session: Session) -> Session:
+    """The line dropped: live calls end ``session_disconnected``."""
+    services.require_alive(session)
+    if not session.connected:
+        raise Conflict("The session is not connected.", code="session_not_connected")
+    end_calls_of_session(session, reason=EndReason.SESSION_DISCONNECTED)
+    return services.session_go_offline(session=session)
+
+
+def session_delete(*, session: Session) -> Session:
+    """Delete a session after ending its live calls; its call history stays."""
+    services.require_alive(session)
+    end_calls_of_session(session, reason=EndReason.SESSION_DISCONNECTED)
+    return services.session_go_offline(session=session, forget=True, delete=True)
 
 
 def end_calls_of_session(session: Session, *, reason: str) -> int:

@@ -9,6 +9,7 @@ from django.test import Client
 
 from calls import services as call_services
 from calls.models import Call, CallState
+from calls.runtime import control
 from calls.tests.conftest import wait_for
 from conftest import Tenant
 from dashboard.forms import to_jid
@@ -117,7 +118,7 @@ def test_a_line_that_is_not_ready_is_refused_with_the_reason(
     owner: Client, tenant: Tenant, engine: Any
 ) -> None:
     session = paired_session(tenant.test)
-    call_services.session_disconnect(session=session)
+    control.session_disconnect(session=session)
     response = owner.post(
         "/dashboard/console/call",
         {"session": session.public_id, "to": "15550000001"},

@@ -15,6 +15,7 @@ from calls import selectors as call_selectors
 from calls import services
 from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import ConnectionState, Session
+from calls.runtime import control
 from dashboard.forms import PairingCodeForm, SessionCreateForm
 from dashboard.qr import qr_data_uri
 from dashboard.views.pages import fragment, page
@@ -168,7 +169,7 @@ def session_scan(request: HttpRequest, ws: Workspace, session_id: str) -> HttpRe
 def session_disconnect(
     request: HttpRequest, ws: Workspace, session_id: str
 ) -> HttpResponse:
-    session = services.session_disconnect(
+    session = control.session_disconnect(
         session=call_selectors.session_get(ws.environment, session_id)
     )
     messages.success(request, "Disconnected; the line stays linked.")
@@ -180,7 +181,7 @@ def session_disconnect(
 def session_logout(
     request: HttpRequest, ws: Workspace, session_id: str
 ) -> HttpResponse:
-    session = services.session_logout(
+    session = control.session_logout(
         session=call_selectors.session_get(ws.environment, session_id)
     )
     messages.success(request, "Logged out; pair the line again to use it.")
@@ -192,7 +193,7 @@ def session_logout(
 def session_delete(
     request: HttpRequest, ws: Workspace, session_id: str
 ) -> HttpResponse:
-    session = services.session_delete(
+    session = control.session_delete(
         session=call_selectors.session_get(ws.environment, session_id)
     )
     messages.success(request, f"Session “{session.display_name}” deleted.")

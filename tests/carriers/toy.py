@@ -19,7 +19,6 @@ from channels.db import database_sync_to_async
 
 from audio import FRAME_SAMPLES, Frame
 from calls import lines
-from calls.carriers import offer_incoming
 from calls.carriers.base import (
     Carrier,
     CarrierError,
@@ -28,6 +27,7 @@ from calls.carriers.base import (
     LegListener,
     LineInfo,
 )
+from calls.runtime.inbound import offer_incoming
 from config.errors import InvalidRequest
 
 TOKEN = "open-sesame"
