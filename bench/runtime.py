@@ -30,8 +30,7 @@ django.setup()
 
 from audio import FRAME_SAMPLES  # noqa: E402
 from audio.playout import PlayoutBuffer  # noqa: E402
-from calls.carriers.base import LegInfo  # noqa: E402
-from calls.carriers.simulator import EchoLeg  # noqa: E402
+from calls.carriers.simulator.peers import EchoLeg  # noqa: E402
 from calls.runtime.clock import LATENESS_WINDOW, PHASES  # noqa: E402
 from calls.runtime.engine import Engine  # noqa: E402
 from calls.runtime.runtime import CallRuntime  # noqa: E402
@@ -42,7 +41,7 @@ class Listener:
 
     def leg_answered(self) -> None: ...
 
-    def leg_ended(self, reason: str) -> None: ...
+    def leg_ended(self, reason: str, detail: object = None) -> None: ...
 
 
 class CopySubscriber:
@@ -79,10 +78,7 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
             state="active",
             snapshot={},
         )
-        info = LegInfo(
-            f"bench-{index}", "bench", "1@s.whatsapp.net", "10001@s.whatsapp.net"
-        )
-        runtime.leg = EchoLeg(info, Listener(), "echo")
+        runtime.leg = EchoLeg("echo", Listener())
         buffer = PlayoutBuffer(16000 * 10)
         buffer.write(speech)
         buffers.append(buffer)
