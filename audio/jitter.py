@@ -21,9 +21,9 @@ CONCEALMENT_GAIN = 0.5
 
 
 def _unwrap(value: int, reference: int, modulus: int) -> int:
-    """Return the extended value nearest to ``reference`` that is ``value`` mod ``modulus``."""
+    """Return the value nearest ``reference`` congruent to ``value`` (power-of-2 modulus)."""
     half = modulus >> 1
-    return reference + (value - reference + half) % modulus - half
+    return reference + ((value - reference + half) & (modulus - 1)) - half
 
 
 class JitterBuffer:
@@ -44,7 +44,9 @@ class JitterBuffer:
     rather than skip audio that was received. A gap with later audio already buffered
     is a loss: its first frame repeats the previous frame at half amplitude if that
     frame was entirely real, and further missing frames are silent. A burst that
-    would hold more than ``max_ms`` drops the oldest audio, played or not.
+    would hold more than ``max_ms`` drops the oldest unplayed audio. One buffer serves
+    one RTP stream: a new SSRC (its sequence numbers and timestamps start afresh)
+    needs a new buffer.
 
     Counters (packets unless noted; plain attributes, read without the lock):
     ``received`` every packet put; ``duplicates`` dropped as already received;
@@ -63,9 +65,10 @@ class JitterBuffer:
         sample_rate: int = SAMPLE_RATE,
         clock_rate: int | None = None,
     ) -> None:
+        clock_rate = sample_rate if clock_rate is None else clock_rate
         capacity = max_ms * sample_rate // 1000
         target = target_ms * sample_rate // 1000
-        if frame_samples <= 0 or sample_rate <= 0 or (clock_rate or 1) <= 0:
+        if min(frame_samples, sample_rate, clock_rate) <= 0:
             raise ValueError(
                 "frame_samples, sample_rate and clock_rate must be positive"
             )
@@ -73,12 +76,13 @@ class JitterBuffer:
             raise ValueError("need 0 <= target_ms <= max_ms and a frame within max_ms")
         self.frame_samples = frame_samples
         self.sample_rate = sample_rate
-        self.clock_rate = clock_rate or sample_rate
+        self.clock_rate = clock_rate
         self.capacity = capacity
         # Playout cannot start on less than a frame: it would underrun at once.
         self._target = max(target, frame_samples)
-        self._ring = np.zeros(capacity, dtype=np.float32)
-        self._have = np.zeros(capacity, dtype=bool)
+        # One frame beyond the capacity keeps the last played frame intact for
+        # concealment however full the buffer is.
+        self._ring = np.zeros(capacity + frame_samples, dtype=np.float32)
         self._lock = threading.Lock()
 
         # Positions count samples from the first packet's timestamp. Everything before
@@ -93,8 +97,7 @@ class JitterBuffer:
         self._newest_sequence: int | None = None
         self._seen = 0  # bit i: sequence number (_newest_sequence - i) was put
         self._retired_sequence: int | None = None
-        self._previous = np.zeros(frame_samples, dtype=np.float32)
-        self._previous_real = False
+        self._previous_real = False  # the frame before _play was played whole
 
         self.received = 0
         self.duplicates = 0
@@ -148,14 +151,17 @@ class JitterBuffer:
                 self._seen |= bit
 
             stamp = _unwrap(timestamp, self._newest_timestamp, 1 << 32)
-            self._newest_timestamp = max(stamp, self._newest_timestamp)
-            start = (
-                (stamp - self._first_timestamp) * self.sample_rate // self.clock_rate
-            )
+            if stamp > self._newest_timestamp:
+                self._newest_timestamp = stamp
+            start = stamp - self._first_timestamp
+            if self.clock_rate != self.sample_rate:
+                start = start * self.sample_rate // self.clock_rate
             return self._store(start, data, extended)
 
     def _store(self, start: int, data: Samples, sequence: int) -> bool:
         end = start + len(data)
+        if end == start:
+            return False
         play = self._play
         if play is not None and start < play:
             self.late += 1
@@ -164,22 +170,20 @@ class JitterBuffer:
             data = data[play - start :]
             start = play
 
-        low = self._low()
+        low = play if self._playing else self._low()
         if low is None or start < low:
             low = start
-        high = max(self._end, end) if self._packets else end
+        high = end if not self._packets or end > self._end else self._end
         if high - low > self.capacity:
             floor = high - self.capacity
             if end <= floor:
                 # Older than anything the ring can still hold alongside newer audio.
                 self.late += 1
                 return False
-            self._discard_before(low, floor)
+            self._discard_before(floor)
             if start < floor:
                 data = data[floor - start :]
                 start = floor
-        if not len(data):
-            return False
 
         self._copy_in(start, data)
         bisect.insort(self._packets, (start, end, sequence))
@@ -189,7 +193,8 @@ class JitterBuffer:
 
     def read_into(self, out: Samples) -> int:
         """Fill ``out`` with the next frame and return how many samples were real."""
-        if len(out) != self.frame_samples:
+        count = len(out)
+        if count != self.frame_samples:
             raise ValueError("read_into takes exactly one frame")
         with self._lock:
             if not self._playing:
@@ -203,15 +208,23 @@ class JitterBuffer:
 
             start = self._play
             assert start is not None
-            end = start + len(out)
+            end = start + count
             if self._end < end:
                 # Underrun: keep what is buffered and fill up to the target again.
                 self.underruns += 1
                 self._playing = False
-                self._conceal(out, None)
+                self._conceal(out, start, None)
                 return 0
 
-            real = self._copy_out(start, out)
+            self._copy_out(start, out)
+            if self._covered_until(start, end) >= end:
+                real = count
+                self._previous_real = True
+            else:
+                have = self._coverage(start, end)
+                real = int(have.sum())
+                self.concealed_frames += 1
+                self._conceal(out, start, have)
             self._play = end
             self._retire(end, dropped=False)
         return real
@@ -227,72 +240,73 @@ class JitterBuffer:
         play = self._play
         return first if play is None or first > play else play
 
+    def _covered_until(self, start: int, end: int) -> int:
+        # How far from ``start`` the held packets cover without a hole; usually
+        # decided by the first one or two packets.
+        reach = start
+        for first, last, _ in self._packets:
+            if first > reach:
+                break
+            if last > reach:
+                reach = last
+                if reach >= end:
+                    break
+        return reach
+
+    def _coverage(self, start: int, end: int) -> npt.NDArray[np.bool_]:
+        have = np.zeros(end - start, dtype=bool)
+        for first, last, _ in self._packets:
+            if first >= end:
+                break
+            if last > start:
+                have[max(first - start, 0) : last - start] = True
+        return have
+
     def _copy_in(self, start: int, data: Samples) -> None:
-        capacity = self.capacity
-        offset = start % capacity
+        size = len(self._ring)
+        offset = start % size
         count = len(data)
-        if offset + count <= capacity:
+        if offset + count <= size:
             self._ring[offset : offset + count] = data
-            self._have[offset : offset + count] = True
         else:
-            first = capacity - offset
+            first = size - offset
             self._ring[offset:] = data[:first]
             self._ring[: count - first] = data[first:]
-            self._have[offset:] = True
-            self._have[: count - first] = True
 
-    def _copy_out(self, start: int, out: Samples) -> int:
-        capacity = self.capacity
-        offset = start % capacity
+    def _copy_out(self, start: int, out: Samples) -> None:
+        size = len(self._ring)
+        offset = start % size
         count = len(out)
-        if offset + count <= capacity:
-            have = self._have[offset : offset + count]
-            if have.all():
-                out[:] = self._ring[offset : offset + count]
-                have.fill(False)
-                self._previous[:] = out
-                self._previous_real = True
-                return count
+        if offset + count <= size:
             out[:] = self._ring[offset : offset + count]
-            have = have.copy()
-            self._have[offset : offset + count] = False
         else:
-            first = capacity - offset
+            first = size - offset
             out[:first] = self._ring[offset:]
             out[first:] = self._ring[: count - first]
-            have = np.concatenate((self._have[offset:], self._have[: count - first]))
-            self._have[offset:] = False
-            self._have[: count - first] = False
-            if have.all():
-                self._previous[:] = out
-                self._previous_real = True
-                return count
-        self.concealed_frames += 1
-        self._conceal(out, have)
-        return int(have.sum())
 
-    def _conceal(self, out: Samples, have: npt.NDArray[np.bool_] | None) -> None:
+    def _conceal(
+        self, out: Samples, start: int, have: npt.NDArray[np.bool_] | None
+    ) -> None:
         # Fill the samples ``have`` marks missing, or the whole frame if it is None.
-        if have is None:
-            if self._previous_real:
-                np.multiply(self._previous, CONCEALMENT_GAIN, out=out)
+        if self._previous_real:
+            previous = np.empty_like(out)
+            self._copy_out(start - len(out), previous)
+            previous *= CONCEALMENT_GAIN
+            if have is None:
+                out[:] = previous
             else:
-                out.fill(0.0)
-        elif self._previous_real:
-            np.multiply(self._previous, CONCEALMENT_GAIN, out=out, where=~have)
+                np.copyto(out, previous, where=~have)
+        elif have is None:
+            out.fill(0.0)
         else:
             out[~have] = 0.0
         self._previous_real = False
 
-    def _discard_before(self, low: int, floor: int) -> None:
-        count = min(floor - low, self.capacity)
-        if count > 0:
-            offset = low % self.capacity
-            first = min(count, self.capacity - offset)
-            self._have[offset : offset + first] = False
-            self._have[: count - first] = False
+    def _discard_before(self, floor: int) -> None:
         if self._play is None or floor > self._play:
             self._play = floor
+            # Playout skips ahead: the frame before it is no longer the last played.
+            self._previous_real = False
         self._retire(floor, dropped=True)
 
     def _retire(self, position: int, *, dropped: bool) -> None:

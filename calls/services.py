@@ -339,6 +339,21 @@ def call_set_muted(*, call_id: int, muted: bool) -> Call | None:
     return call
 
 
+def call_dtmf_received(*, call_id: int, digit: str, duration_ms: int) -> None:
+    """Tell of a key the peer pressed: ``call.dtmf {callId, digit, durationMs}``."""
+    call = Call.objects.select_related("environment", "session").get(pk=call_id)
+    event_emit(
+        environment=call.environment,
+        type=EventType.CALL_DTMF,
+        data={
+            "callId": str(call.public_id),
+            "digit": digit,
+            "durationMs": duration_ms,
+        },
+        session_public_id=call.session.public_id,
+    )
+
+
 def call_set_transport(*, call_id: int, transport: str) -> None:
     """Record which client transport is attached to a live call now (blank: none)."""
     Call.objects.filter(pk=call_id).exclude(state=CallState.ENDED).update(

@@ -130,6 +130,25 @@ class Env:
             return default
         return [item.strip() for item in raw.split(",") if item.strip()]
 
+    def port_range(
+        self, name: builtins.str, default: tuple[builtins.int, builtins.int]
+    ) -> tuple[builtins.int, builtins.int]:
+        """``FIRST-LAST``, two ports with FIRST < LAST (RTP wants an even, wide range)."""
+        raw = self._raw(name)
+        if raw is None or raw == "":
+            return default
+
+        def parse(value: builtins.str) -> tuple[builtins.int, builtins.int]:
+            first, sep, last = value.partition("-")
+            if not sep:
+                raise ValueError("expected FIRST-LAST, e.g. 20000-29999")
+            low, high = int(first), int(last)
+            if not (0 < low < high < 65536):
+                raise ValueError("ports must satisfy 0 < FIRST < LAST < 65536")
+            return low, high
+
+        return self._parse(name, "port range", parse, raw)
+
     def choice(
         self,
         name: builtins.str,

@@ -17,6 +17,7 @@ class EventType(models.TextChoices):
     CALL_INCOMING = "call.incoming"
     CALL_STATE = "call.state"
     CALL_ENDED = "call.ended"
+    CALL_DTMF = "call.dtmf"
     CALL_PLAYBACK_STARTED = "call.playback.started"
     CALL_PLAYBACK_FINISHED = "call.playback.finished"
     CALL_STREAM_STARTED = "call.stream.started"

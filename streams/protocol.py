@@ -109,6 +109,10 @@ class Dialect(abc.ABC):
     def stop(self, reason: str) -> str:
         """Render this dialect's frame."""
 
+    @abc.abstractmethod
+    def dtmf(self, digit: str, duration_ms: int) -> str:
+        """Render this dialect's frame: a key the peer pressed."""
+
 
 def _dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
@@ -196,6 +200,14 @@ class WavixDialect(Dialect):
     def stop(self, reason: str) -> str:
         return _dumps({**self._head("stop"), "stop": {"reason": reason}})
 
+    def dtmf(self, digit: str, duration_ms: int) -> str:
+        return _dumps(
+            {
+                **self._head("dtmf"),
+                "dtmf": {"track": "inbound", "digit": digit, "duration": duration_ms},
+            }
+        )
+
 
 class TwilioDialect(Dialect):
     """Twilio Media Streams' messages, exactly as Twilio documents them."""
@@ -241,6 +253,17 @@ class TwilioDialect(Dialect):
             f'"media":{{"track":"{track}","chunk":"{chunk}",'
             f'"timestamp":"{timestamp_ms}","payload":"{payload}"}},'
             f'"streamSid":"{self.identity.stream_sid}"}}'
+        )
+
+    def dtmf(self, digit: str, duration_ms: int) -> str:
+        # As Twilio sends a key the caller pressed (no duration in its message).
+        return _dumps(
+            {
+                "event": "dtmf",
+                "streamSid": self.identity.stream_sid,
+                "sequenceNumber": str(self._next()),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
         )
 
     def mark(self, name: str, *, cleared: bool = False) -> str:

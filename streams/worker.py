@@ -168,6 +168,11 @@ class StreamWorker:
         self.finished = asyncio.Event()
 
     # ------------------------------------------------------------ the media clock's side
+    def on_dtmf(self, digit: str, duration_ms: int) -> None:
+        """A key the peer pressed: a ``dtmf`` message in the stream's dialect."""
+        if self._streaming:
+            self._send_control(self.dialect.dtmf(digit, duration_ms))
+
     def on_media(self, inbound: np.ndarray, outbound: np.ndarray) -> None:
         """MediaSubscriber: encode this tick's tracks and queue them (never blocks)."""
         if not self._epoch:

@@ -184,6 +184,28 @@ def test_a_longer_loss_fades_to_silence_after_one_repeated_frame() -> None:
     assert (buffer.lost, buffer.concealed_frames) == (3, 3)
 
 
+def test_a_gap_in_a_full_buffer_still_repeats_the_frame_just_played() -> None:
+    buffer = JitterBuffer(frame_samples=FRAME, target_ms=40, max_ms=100)
+    signal = speech_like(7 * FRAME, seed=20)
+    for index in (0, 1):
+        put_packet(buffer, signal, index)
+    read_frames(buffer, 1)
+    for index in (3, 4, 5):
+        put_packet(buffer, signal, index)
+    played, _ = read_frames(buffer, 1)
+
+    # Packet 6 fills the buffer to max_ms, wrapping onto the frame just played.
+    put_packet(buffer, signal, 6)
+    assert buffer.depth_ms == 100
+    audio, reals = read_frames(buffer, 5)
+
+    np.testing.assert_array_equal(played, signal[FRAME : 2 * FRAME])
+    np.testing.assert_array_equal(audio[:FRAME], CONCEALMENT_GAIN * played)
+    np.testing.assert_array_equal(audio[FRAME:], signal[3 * FRAME :])
+    assert reals == [0] + [FRAME] * 4
+    assert (buffer.overflow_dropped, buffer.lost) == (0, 1)
+
+
 def test_a_lost_half_frame_packet_is_concealed_only_where_samples_are_missing() -> None:
     buffer = JitterBuffer(frame_samples=FRAME, target_ms=60, max_ms=200)
     signal = speech_like(10 * 160, seed=6)
@@ -442,9 +464,71 @@ def test_read_into_takes_exactly_one_frame() -> None:
         {"frame_samples": 0},
         {"frame_samples": 4000, "max_ms": 200},
         {"sample_rate": 0},
+        {"clock_rate": 0},
     ],
-    ids=["target-over-max", "empty-frame", "frame-over-max", "no-sample-rate"],
+    ids=[
+        "target-over-max",
+        "empty-frame",
+        "frame-over-max",
+        "no-sample-rate",
+        "no-clock-rate",
+    ],
 )
 def test_inconsistent_sizes_are_rejected(options: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         JitterBuffer(**options)
+
+
+def flood_while_reading(
+    frames: np.ndarray, seed: int
+) -> tuple[JitterBuffer, list[int], list[Exception]]:
+    """Put every frame from a thread while reading frames as fast as possible."""
+    buffer = JitterBuffer(frame_samples=FRAME, target_ms=20, max_ms=100)
+    index_of = {frame.tobytes(): index for index, frame in enumerate(frames)}
+    rng = np.random.default_rng(seed)
+    done = threading.Event()
+    errors: list[Exception] = []
+
+    def write() -> None:
+        try:
+            for group in range(0, len(frames), 4):
+                for index in group + rng.permutation(4):
+                    buffer.put(int(index), int(index) * FRAME, frames[index])
+        except Exception as error:
+            errors.append(error)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    played, out = [], np.empty(FRAME, dtype=np.float32)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        finished = done.is_set()
+        if buffer.read_into(out) == FRAME:
+            played.append(index_of.get(out.tobytes(), -1))
+        elif finished and not buffer.playing:
+            # Stalled with less than a frame buffered and nothing more to come.
+            break
+    writer.join()
+    return buffer, played, errors
+
+
+def test_concurrent_bursts_that_overflow_never_corrupt_or_reorder_frames() -> None:
+    # Most audio is dropped when the writer runs far faster than real time, but
+    # every frame played must be a whole packet, in order, and every packet must be
+    # accounted for.
+    frames = speech_like(2000 * FRAME, seed=19).reshape(2000, FRAME)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for seed in range(5):
+            buffer, played, errors = flood_while_reading(frames, seed)
+
+            assert errors == []
+            assert -1 not in played
+            assert played == sorted(set(played))
+            assert (buffer.received, buffer.duplicates) == (2000, 0)
+            assert len(played) + buffer.overflow_dropped + buffer.late == 2000
+    finally:
+        sys.setswitchinterval(switch_interval)

@@ -187,6 +187,16 @@ class MuteSerializer(serializers.Serializer):
     muted = serializers.BooleanField()
 
 
+class DtmfSerializer(serializers.Serializer):
+    digits = serializers.RegexField(
+        r"^[0-9*#A-Da-d]{1,32}$",
+        help_text="1 to 32 of 0-9, *, #, A-D, sent in order (RFC 4733 on SIP).",
+        error_messages={
+            "invalid": 'digits are 1 to 32 of 0-9, *, #, A-D (e.g. "12#").'
+        },
+    )
+
+
 def validate_jid(value: str) -> None:
     if not JID_RE.match(value):
         raise serializers.ValidationError(JID_RULE)

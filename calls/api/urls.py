@@ -20,6 +20,7 @@ urlpatterns = [
     path(f"{C}/reject", views.CallRejectView.as_view()),
     path(f"{C}/end", views.CallEndView.as_view()),
     path(f"{C}/mute", views.CallMuteView.as_view()),
+    path(f"{C}/dtmf", views.CallDtmfView.as_view()),
     path(f"test-helpers/{S}/scan", views.ScanView.as_view()),
     path(f"test-helpers/{S}/incoming-calls", views.IncomingCallView.as_view()),
     path(f"test-helpers/{S}/drop", views.DropView.as_view()),

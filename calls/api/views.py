@@ -11,6 +11,7 @@ from calls.api.serializers import (
     CallCreateSerializer,
     CallFilterSerializer,
     CallSerializer,
+    DtmfSerializer,
     IncomingCallSerializer,
     MuteSerializer,
     PairingCodeRequestSerializer,
@@ -288,6 +289,27 @@ class CallEndView(SessionScopedView):
     )
     def post(self, request: Request, session_id: str, call_id: str) -> Response:
         return ok(control.call_end(self.call(session_id, call_id)))
+
+
+class CallDtmfView(SessionScopedView):
+    @extend_schema(
+        request=DtmfSerializer,
+        responses=CallSerializer,
+        summary="Send DTMF digits to the peer",
+        description=(
+            "The digits leave in order, about 100 ms each (RFC 4733 telephone-events "
+            "on SIP calls). 409 `call_not_active` unless the call is active; 409 "
+            "`not_supported_by_carrier` where the carrier has no DTMF (the simulator). "
+            "Digits the peer presses arrive as `call.dtmf` events and `dtmf` frames."
+        ),
+    )
+    def post(self, request: Request, session_id: str, call_id: str) -> Response:
+        call = self.call(session_id, call_id)
+        body = DtmfSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return ok(
+            control.call_send_dtmf(call, digits=body.validated_data["digits"].upper())
+        )
 
 
 class CallMuteView(SessionScopedView):

@@ -82,6 +82,9 @@ class LegListener(Protocol):
         the call's ``endDetail``.
         """
 
+    def leg_dtmf(self, digit: str, duration_ms: int) -> None:
+        """The peer pressed a key (RFC 4733 and the like): ``0-9``, ``*``, ``#``, ``A-D``."""
+
 
 @dataclass(frozen=True)
 class LineInfo:
@@ -110,6 +113,8 @@ class CarrierLeg(abc.ABC):
     """One call's connection to the peer."""
 
     listener: LegListener | None = None
+    # The leg can send DTMF (``send_dtmf``); without it the API answers 409.
+    supports_dtmf: ClassVar[bool] = False
 
     def bind(self, listener: LegListener) -> None:
         """Give the leg the runtime it reports to (before any signalling is reported)."""
@@ -130,6 +135,10 @@ class CarrierLeg(abc.ABC):
     @abc.abstractmethod
     async def hangup(self) -> None:
         """End the call from our side; must be safe to call on a leg that already ended."""
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send DTMF digits to the peer (only where ``supports_dtmf``)."""
+        raise NotImplementedError
 
 
 def not_supported(carrier: str, what: str) -> Conflict:

@@ -51,19 +51,29 @@ def call_place(
 
     ``to`` is checked and normalised by the session's carrier (400 naming ``to``).
     """
-    peer = services.carrier_of(session).normalize_address(to)
+    carrier = services.carrier_of(session)
+    peer = carrier.normalize_address(to)
     extension = hooks.streams_extension()
     if streams:
         extension.precheck(None, list(streams))
     local = engine()
+    host = local.host_id
+    if carrier.holds_lines:
+        # The call lives in the process that holds its line (its registration, its
+        # SIP listener): placed there, over the channel layer, when that is not here.
+        session.refresh_from_db(fields=["line_holder"])
+        host = session.line_holder or host
     call = services.call_create(
         session=session,
         peer_address=peer,
         direction=Direction.OUTGOING,
-        host=local.host_id,
+        host=host,
         record=record,
     )
-    home.run_sync(local.start_call(call.pk), timeout=_timeout())
+    home.run_sync(
+        local.start_call_on(host, call.pk, str(call.public_id), carrier.name),
+        timeout=_timeout(),
+    )
     created = extension.add(call, list(streams), allow_ended=True) if streams else []
     call.refresh_from_db()
     return Placed(call=call, streams=created)
@@ -117,6 +127,11 @@ def call_accept(call: Call, *, streams: Sequence[dict[str, Any]] = ()) -> Placed
 def call_reject(call: Call) -> dict[str, Any]:
     """Refuse a ringing incoming call."""
     return run_command(call, "reject")
+
+
+def call_send_dtmf(call: Call, *, digits: str) -> dict[str, Any]:
+    """Send DTMF digits to the peer (409 where the carrier has no DTMF)."""
+    return run_command(call, "dtmf", digits=digits)
 
 
 def call_mute(call: Call, *, muted: bool) -> dict[str, Any]:

@@ -38,8 +38,12 @@ _handlers: dict[str, CommandHandler] = {
     "accept": lambda runtime, args: runtime.accept(),
     "reject": lambda runtime, args: runtime.reject(),
     "mute": lambda runtime, args: runtime.mute(bool(args["muted"])),
+    "dtmf": lambda runtime, args: runtime.send_dtmf(str(args["digits"])),
 }
 
+
+# The command that asks another process's engine to start (dial) a call it hosts.
+START = "start"
 
 MessageHandler = Callable[["Engine", dict[str, Any]], None]
 _message_handlers: dict[str, MessageHandler] = {}
@@ -207,6 +211,30 @@ class Engine:
         runtime.attach(leg)
         return runtime.snapshot
 
+    async def start_call_on(
+        self, host: str, call_pk: int, call_id: str, carrier: str = ""
+    ) -> dict[str, Any]:
+        """Start an outgoing call in the process ``host`` (the one holding its line)."""
+        if host == self.host_id:
+            return await self.start_call(call_pk)
+        channel = await database_sync_to_async(
+            hosts.live_channel_of, thread_sensitive=False
+        )(host)
+        reply = None
+        if channel:
+            reply = await self._ask(channel, call_id, START, {"call_pk": call_pk})
+        if reply is not None and reply["snapshot"] is not None:
+            return reply["snapshot"]
+        failure = {
+            "carrier": carrier,
+            "code": "line_host_unavailable",
+            "message": "The process holding the session's line did not answer.",
+        }
+        ended = await store.transition(
+            call_pk, CallState.ENDED, EndReason.FAILED, None, failure
+        )
+        return ended if ended is not None else await store.snapshot(call_pk)
+
     async def offer_incoming(
         self, session_id: str, from_address: str, leg: CarrierLeg
     ) -> dict[str, Any]:
@@ -328,7 +356,11 @@ class Engine:
         }
         runtime = self.runtimes.get(message["call_id"])
         try:
-            if runtime is None:
+            if message["command"] == START:
+                reply["snapshot"] = await self.start_call(
+                    int(message["args"]["call_pk"])
+                )
+            elif runtime is None:
                 reply["snapshot"] = await self._orphan_command(
                     message["call_id"], message["command"]
                 )

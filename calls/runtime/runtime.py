@@ -232,6 +232,21 @@ class CallRuntime:
     def leg_ended(self, reason: str, detail: CarrierError | None = None) -> None:
         self.engine.spawn(self.end(reason, from_peer=True, detail=detail))
 
+    def leg_dtmf(self, digit: str, duration_ms: int) -> None:
+        """The peer pressed a key: every attached client that listens hears of it, and
+        ``call.dtmf`` is written."""
+        if self.state == CallState.ENDED:
+            return
+        for clients in list(self.clients.values()):
+            for client in list(clients):
+                on_dtmf = getattr(client, "on_dtmf", None)
+                if on_dtmf is not None:
+                    try:
+                        on_dtmf(digit, duration_ms)
+                    except Exception:
+                        logger.exception("A client failed on DTMF")
+        self.engine.spawn(store.dtmf_received(self.call_pk, digit, duration_ms))
+
     async def _answered(self) -> None:
         if await self._move(CallState.ACTIVE):
             self._media_on()
@@ -368,6 +383,24 @@ class CallRuntime:
         return Conflict(
             f"The call is {snapshot['state']}, not ringing.", code="call_not_ringing"
         )
+
+    async def send_dtmf(self, digits: str) -> dict[str, Any]:
+        """Send DTMF to the peer (RFC 4733 on SIP); the digits go out in the background."""
+        if self.state == CallState.ENDED:
+            raise Conflict("The call has ended.", code="call_not_active")
+        if self.state != CallState.ACTIVE:
+            raise Conflict(
+                f"The call is {self.state}; DTMF needs an active call.",
+                code="call_not_active",
+            )
+        leg = self.leg
+        if leg is None or not leg.supports_dtmf:
+            raise Conflict(
+                f"The {self.carrier} carrier cannot send DTMF.",
+                code="not_supported_by_carrier",
+            )
+        self.engine.spawn(leg.send_dtmf(digits))
+        return self.snapshot
 
     async def mute(self, muted: bool) -> dict[str, Any]:
         """Mute or unmute: while muted the peer hears silence."""

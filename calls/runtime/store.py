@@ -37,6 +37,10 @@ def _snapshot(call_pk: int) -> dict[str, Any]:
     return call_snapshot(Call.objects.select_related("session").get(pk=call_pk))
 
 
+def _dtmf_received(call_pk: int, digit: str, duration_ms: int) -> None:
+    services.call_dtmf_received(call_id=call_pk, digit=digit, duration_ms=duration_ms)
+
+
 def _set_transport(call_pk: int, transport: str) -> None:
     services.call_set_transport(call_id=call_pk, transport=transport)
 
@@ -46,3 +50,4 @@ transition = database_sync_to_async(_transition, thread_sensitive=False)
 set_muted = database_sync_to_async(_set_muted, thread_sensitive=False)
 snapshot = database_sync_to_async(_snapshot, thread_sensitive=False)
 set_transport = database_sync_to_async(_set_transport, thread_sensitive=False)
+dtmf_received = database_sync_to_async(_dtmf_received, thread_sensitive=False)

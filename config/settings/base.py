@@ -249,6 +249,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # default of sessions created without `carrier`. Test environments use the simulator.
 CARRIERS: dict[str, str] = {
     "simulator": "calls.carriers.simulator.SimulatorCarrier",
+    "sip": "calls.carriers.sip.SipCarrier",
 }
 SWITCHBOARD_CARRIERS = env.list("SWITCHBOARD_CARRIERS", ["simulator"])
 # Fernet keys for carrier credentials at rest, comma separated: the first encrypts, all
@@ -259,6 +260,15 @@ SWITCHBOARD_CREDENTIALS_KEYS = env.list("SWITCHBOARD_CREDENTIALS_KEY", [])
 # process at a time, under a lease renewed every heartbeat and taken over once it lapses.
 SWITCHBOARD_HOSTS_LINES = env.bool("SWITCHBOARD_HOSTS_LINES", True)
 LINE_LEASE_S = env.int("LINE_LEASE_S", 30, min_value=3)
+# The SIP trunk carrier (DESIGN §11.1), in the processes that hold lines: its listener,
+# the address peers reach it at (Contact and SDP; default: the bound one), RTP ports.
+SIP_BIND = env.str("SIP_BIND", "0.0.0.0:5060")
+SIP_PUBLIC_ADDRESS = env.str("SIP_PUBLIC_ADDRESS", "")
+SIP_RTP_PORTS = env.port_range("SIP_RTP_PORTS", (20000, 29999))
+SIP_MEDIA_TIMEOUT_S = env.int("SIP_MEDIA_TIMEOUT_S", 30, min_value=0)
+SIP_JITTER_BUFFER_MS = env.str("SIP_JITTER_BUFFER_MS", "20-160")
+SIP_REGISTER_INTERVAL_S = env.int("SIP_REGISTER_INTERVAL_S", 300, min_value=30)
+SIP_REGISTER_TIMEOUT_S = env.float("SIP_REGISTER_TIMEOUT_S", 35.0, min_value=1.0)
 
 # Calls and the simulated network. Times are settings so tests (and demos) can shrink them.
 CALL_RING_TIMEOUT_S = env.float("CALL_RING_TIMEOUT_S", 30.0, min_value=0.1)

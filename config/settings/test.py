@@ -39,3 +39,18 @@ WEBHOOK_ALLOW_PRIVATE = True
 
 # Test receivers of dial-out streams listen on loopback.
 STREAM_ALLOW_PRIVATE = True
+
+
+# The SIP carrier's listener (used only by tests that enable the carrier): a free
+# loopback port of this process, and an RTP range of its own.
+def _free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SIP_BIND = f"127.0.0.1:{_free_udp_port()}"
+SIP_RTP_PORTS = (42000, 42999)
+SIP_MEDIA_TIMEOUT_S = 5

@@ -212,6 +212,10 @@ class MediaLink:
     def on_call_update(self, snapshot: dict[str, Any]) -> None:
         self.send_json({"type": "call_state", "call": snapshot})
 
+    def on_dtmf(self, digit: str, duration_ms: int) -> None:
+        """The peer pressed a key: ``{"type": "dtmf", "digit", "durationMs"}``."""
+        self.send_json({"type": "dtmf", "digit": digit, "durationMs": duration_ms})
+
     def replaced(self) -> None:
         """Another socket took over the call: tell this one and close it."""
         self.error("replaced", "Another media socket took over this call.")

@@ -1,0 +1,221 @@
+"""One SIP call's leg: signalling mapped to the runtime, audio through the stack's buffers.
+
+The stack (libre + baresip) runs RTP, the codecs and a jitter buffer on its own threads;
+per call it keeps two PCM rings (``call.audio``) that never block. ``exchange`` runs on
+the media clock's tick: it writes the tick's 20 ms (16 kHz mono, which the stack
+resamples for the codec) and takes what the stack decoded, at the codec's rate, through a
+streaming soxr resampler into a short queue it reads 320 samples from.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from audio.codecs import pcm16_to_float
+from audio.resample import StreamResampler
+from calls.carriers.base import CarrierError, CarrierLeg
+
+if TYPE_CHECKING:
+    from baresip import StackEvent
+
+logger = logging.getLogger(__name__)
+
+# The received audio waiting to be read is kept under this: a backlog past it (the
+# stack delivered a burst) is dropped from the front, so latency stays bounded.
+MAX_QUEUED_SAMPLES = SAMPLE_RATE // 5  # 200 ms
+READ_BYTES = 16_384
+
+# Final SIP statuses of an outgoing call → end reason (DESIGN §11.1); others: failed.
+BUSY = {486, 600}
+DECLINED = {603}
+NO_ANSWER = {408, 480, 487}
+# What the stack writes when the far end hung up (or a caller cancelled).
+PEER_LEFT = "Connection reset by peer"
+MEDIA_TIMEOUT = "rtp stream error"
+LOCAL_END = "Rejected by user"
+
+
+def status_of(text: str | None) -> tuple[int | None, str]:
+    """``"486 Busy Here"`` → ``(486, "Busy Here")``; anything else → ``(None, text)``."""
+    text = (text or "").strip()
+    code, _, reason = text.partition(" ")
+    if len(code) == 3 and code.isdigit():
+        return int(code), reason
+    return None, text
+
+
+def reason_for_status(status: int) -> str:
+    if status in BUSY:
+        return "busy"
+    if status in DECLINED:
+        return "declined"
+    if status in NO_ANSWER:
+        return "no_answer"
+    return "failed"
+
+
+class SipLeg(CarrierLeg):
+    """A call through the SIP stack, outgoing or incoming."""
+
+    supports_dtmf = True
+
+    def __init__(self, call: Any, *, incoming: bool) -> None:
+        self.call = call
+        self.incoming = incoming
+        self.established = False
+        self.ended = False
+        self._out = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        self._queue = np.zeros(MAX_QUEUED_SAMPLES + READ_BYTES, dtype=np.float32)
+        self._queued = 0
+        self._resampler: StreamResampler | None = None
+        self._rx_rate = 0
+        self._rx_channels = 1
+        self._tx_ready = False
+        self._dtmf_started: dict[str, float] = {}
+        self.underruns = 0
+        self.dropped_samples = 0
+
+    # ------------------------------------------------------------ media, per tick
+    def exchange(self, outbound: Frame) -> Frame:
+        audio = self.call.audio
+        if self.established:
+            pcm = (np.clip(outbound, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+            try:
+                audio.write(pcm)
+                self._tx_ready = True
+            except Exception:  # media not up yet (AudioNotActive) or the call is gone
+                self._tx_ready = False
+            self._take(audio)
+        out = self._out
+        if self._queued >= FRAME_SAMPLES:
+            out[:] = self._queue[:FRAME_SAMPLES]
+            self._queued -= FRAME_SAMPLES
+            self._queue[: self._queued] = self._queue[
+                FRAME_SAMPLES : FRAME_SAMPLES + self._queued
+            ]
+        else:
+            out.fill(0.0)
+            if self.established and self._tx_ready:
+                self.underruns += 1
+        return out
+
+    def _take(self, audio: Any) -> None:
+        try:
+            data = audio.read(READ_BYTES)
+        except Exception:
+            return
+        if not data:
+            return
+        if self._resampler is None:
+            info = audio.info()
+            if not info.rx_ready or not info.rx_sample_rate:
+                return
+            self._rx_rate = info.rx_sample_rate
+            self._rx_channels = max(1, info.rx_channels)
+            self._resampler = StreamResampler(self._rx_rate, SAMPLE_RATE)
+        samples = pcm16_to_float(data[: len(data) - len(data) % 2])
+        if self._rx_channels > 1:
+            samples = samples[: len(samples) - len(samples) % self._rx_channels]
+            samples = samples.reshape(-1, self._rx_channels).mean(axis=1)
+        resampled = self._resampler.process(samples)
+        count = len(resampled)
+        if not count:
+            return
+        room = MAX_QUEUED_SAMPLES - self._queued
+        if count > room:
+            drop = min(self._queued, count - room)
+            self._queue[: self._queued - drop] = self._queue[drop : self._queued]
+            self._queued -= drop
+            self.dropped_samples += drop
+            if count > MAX_QUEUED_SAMPLES:
+                resampled = resampled[-MAX_QUEUED_SAMPLES:]
+                self.dropped_samples += count - MAX_QUEUED_SAMPLES
+                count = MAX_QUEUED_SAMPLES
+        self._queue[self._queued : self._queued + count] = resampled
+        self._queued += count
+
+    # ------------------------------------------------------------ signalling
+    def on_event(self, event: StackEvent) -> None:
+        """A stack event of this call (on the home loop)."""
+        from baresip import Event
+
+        kind = event.event
+        listener = self.listener
+        if kind in (Event.CALL_RINGING, Event.CALL_PROGRESS):
+            if not self.incoming and listener is not None:
+                listener.leg_ringing()
+        elif kind == Event.CALL_ESTABLISHED:
+            was = self.established
+            self.established = True
+            if not self.incoming and not was and listener is not None:
+                listener.leg_answered()
+        elif kind == Event.CALL_DTMF_START:
+            digit = (event.text or "").strip()[:1]
+            if digit:
+                self._dtmf_started[digit] = time.monotonic()
+        elif kind == Event.CALL_DTMF_END:
+            digit = (event.text or "").strip()[:1]
+            if not digit and self._dtmf_started:
+                digit = next(iter(self._dtmf_started))
+            started = self._dtmf_started.pop(digit, None)
+            duration = int((time.monotonic() - started) * 1000) if started else 0
+            if digit and listener is not None:
+                listener.leg_dtmf(digit, duration)
+        elif kind == Event.CALL_CLOSED:
+            self._closed(event.text)
+
+    def _closed(self, text: str | None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        listener = self.listener
+        if listener is None:
+            return
+        status, reason = status_of(text)
+        if status is not None:
+            ended_as = "missed" if self.incoming else reason_for_status(status)
+            detail = CarrierError(str(status), reason or str(status))
+            listener.leg_ended(ended_as, detail if ended_as == "failed" else None)
+        elif reason.startswith(MEDIA_TIMEOUT):
+            listener.leg_ended(
+                "failed",
+                CarrierError("media_timeout", "No RTP arrived for the media timeout."),
+            )
+        elif reason.startswith(PEER_LEFT):
+            # A BYE once answered; before that, an incoming call's caller cancelled.
+            listener.leg_ended("remote_hangup" if self.established else "missed")
+        elif reason.startswith(LOCAL_END):
+            listener.leg_ended("remote_hangup" if self.established else "failed")
+        else:
+            listener.leg_ended(
+                "remote_hangup" if self.established else "failed",
+                None if self.established else CarrierError("sip_error", reason),
+            )
+
+    async def answer(self) -> None:
+        await self.call.answer()
+        self.established = True
+
+    async def reject(self) -> None:
+        self.ended = True
+        try:
+            await self.call.reject()
+        except Exception:
+            logger.debug("Rejecting a SIP call failed", exc_info=True)
+
+    async def hangup(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            await self.call.hangup()
+        except Exception:
+            logger.debug("Hanging up a SIP call failed", exc_info=True)
+
+    async def send_dtmf(self, digits: str) -> None:
+        await self.call.send_dtmf(digits)
