@@ -64,13 +64,17 @@ class Session(PublicIdModel):
 
     @property
     def status(self) -> str:
-        """A one-word summary: ready, pairing, offline, unpaired or deleted."""
+        """A one-word summary: ready, pairing, connecting, error, offline, unpaired or
+        deleted."""
         if self.deleted_at is not None:
             return "deleted"
         if self.paired and self.connected:
             return "ready"
         if self.connection_state == ConnectionState.CONNECTING:
-            return "pairing"
+            # A line that links like a device pairs; any other (a trunk) connects.
+            return "connecting" if self.paired else "pairing"
+        if self.connection_state == ConnectionState.ERROR:
+            return "error"
         if self.paired:
             return "offline"
         return "unpaired"

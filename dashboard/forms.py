@@ -9,9 +9,12 @@ from typing import Any
 from django import forms
 
 from calls.carriers.simulator import JID_RE
+from calls.carriers.sip.settings import CODECS, DEFAULT_CODECS, TRANSPORTS
 from calls.models import CallState, Direction
+from config.errors import InvalidRequest
 
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
+CARRIER_LABELS = {"simulator": "Simulator", "sip": "SIP trunk"}
 
 
 class SessionCreateForm(forms.Form):
@@ -23,6 +26,155 @@ class SessionCreateForm(forms.Form):
     device_browser = forms.CharField(
         label="Device browser (optional)", max_length=100, required=False
     )
+
+    def __init__(self, *args: Any, carriers: list[str], **kwargs: Any) -> None:
+        """``carriers``: those the environment allows, the default first; a choice
+        is offered only when there are several."""
+        super().__init__(*args, **kwargs)
+        self.carriers = carriers
+        if len(carriers) > 1:
+            self.fields["carrier"] = forms.ChoiceField(
+                label="Carrier",
+                choices=[(name, CARRIER_LABELS.get(name, name)) for name in carriers],
+                initial=carriers[0],
+                widget=forms.RadioSelect,
+                error_messages={
+                    "required": "Choose the carrier of the line.",
+                    "invalid_choice": "Choose one of the carriers offered.",
+                },
+            )
+
+    def chosen_carrier(self) -> str:
+        """The carrier asked for (the default without a choice); after ``is_valid``."""
+        return str(self.cleaned_data.get("carrier") or self.carriers[0])
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class SipSettingsForm(forms.Form):
+    """A SIP trunk's settings; its rules are the carrier's, checked by the services."""
+
+    prefix = "sip"
+
+    server = forms.CharField(
+        label="Server",
+        max_length=255,
+        widget=forms.TextInput(attrs={"placeholder": "sip.example.com[:5060]"}),
+        error_messages={"required": "Give the trunk's SIP server as host[:port]."},
+    )
+    transport = forms.ChoiceField(
+        label="Transport",
+        choices=[(name, name.upper()) for name in TRANSPORTS],
+        initial=TRANSPORTS[0],
+    )
+    username = forms.CharField(
+        label="Username",
+        max_length=64,
+        error_messages={
+            "required": "Give the SIP username (the user part of the line's address)."
+        },
+    )
+    password = forms.CharField(
+        label="Password",
+        max_length=255,
+        required=False,
+        strip=False,
+        # Never rendered back, not even after a refusal.
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password"}
+        ),
+    )
+    auth_username = forms.CharField(
+        label="Auth username (optional)", max_length=64, required=False
+    )
+    from_number = forms.CharField(
+        label="From number (optional)",
+        max_length=32,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "+15551230000"}),
+    )
+    codecs = forms.CharField(
+        label="Codecs, in order of preference",
+        max_length=100,
+        initial=", ".join(DEFAULT_CODECS),
+        help_text=f"Comma separated, among {', '.join(CODECS)}.",
+        error_messages={"required": "Give at least one codec, e.g. pcmu, pcma."},
+    )
+    register = forms.BooleanField(
+        label="Register with the server (off: an IP-authenticated trunk)",
+        required=False,
+        initial=True,
+    )
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hints = []
+        if self.is_bound and self.data.get(self.add_prefix("password")):
+            # A page shown again after a refusal leaves the password field empty.
+            hints.append("Type it again: a password is never shown back.")
+        if editing:
+            hints.append("Leave blank to keep the stored one.")
+        self.fields["password"].help_text = " ".join(hints)
+
+    def clean_from_number(self) -> str:
+        return re.sub(r"[\s().-]", "", self.cleaned_data["from_number"])
+
+    def clean_codecs(self) -> list[str]:
+        text = self.cleaned_data["codecs"].lower()
+        names = [name for name in re.split(r"[\s,]+", text) if name]
+        unknown = [name for name in names if name not in CODECS]
+        if unknown:
+            raise forms.ValidationError(
+                f"“{unknown[0]}” is not a codec the trunk can use; "
+                f"choose among {', '.join(CODECS)}."
+            )
+        if len(set(names)) != len(names):
+            raise forms.ValidationError("Name each codec once.")
+        if not names:
+            raise forms.ValidationError("Give at least one codec, e.g. pcmu, pcma.")
+        return names
+
+    @classmethod
+    def initial_from(cls, described: dict[str, Any]) -> dict[str, Any]:
+        """The edit form's values from what the carrier shows (never the password)."""
+        return {
+            "server": described.get("server") or "",
+            "transport": described.get("transport") or TRANSPORTS[0],
+            "username": described.get("username") or "",
+            "auth_username": described.get("authUsername") or "",
+            "from_number": described.get("fromNumber") or "",
+            "register": bool(described.get("register", True)),
+            "codecs": ", ".join(described.get("codecs") or DEFAULT_CODECS),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """The settings object for the services; a blank password is left out, which
+        keeps the stored one."""
+        data = self.cleaned_data
+        settings = {
+            name: data[name]
+            for name in (
+                "server",
+                "transport",
+                "username",
+                "auth_username",
+                "from_number",
+                "register",
+                "codecs",
+            )
+        }
+        if data.get("password"):
+            settings["password"] = data["password"]
+        return settings
+
+    def show_refusal(self, error: InvalidRequest) -> None:
+        """Show a refusal of the settings (``param`` like ``sip.authUsername``) on the
+        field it names, or above the fields."""
+        head, _, name = (error.param or "").partition(".")
+        field = _snake(name) if head == self.prefix else ""
+        self.add_error(field if field in self.fields else None, error.detail)
 
 
 class PairingCodeForm(forms.Form):
@@ -59,13 +211,19 @@ class ConsoleCallForm(forms.Form):
     record = forms.BooleanField(required=False)
 
     def clean_to(self) -> str:
-        jid = to_jid(self.cleaned_data["to"])
-        if not JID_RE.match(jid):
-            raise forms.ValidationError(
-                "Give a phone number of 6 to 15 digits (e.g. +1 555 000 0001) "
-                "or a JID like 15550000001@s.whatsapp.net."
-            )
-        return jid
+        return str(self.cleaned_data["to"]).strip()
+
+
+def simulator_address(value: str) -> str:
+    """The console's number for a simulator line: a JID (a phone number is converted)."""
+    jid = to_jid(value)
+    if not JID_RE.match(jid):
+        raise InvalidRequest(
+            "Give a phone number of 6 to 15 digits (e.g. +1 555 000 0001) "
+            "or a JID like 15550000001@s.whatsapp.net.",
+            param="to",
+        )
+    return jid
 
 
 class CallFilterForm(forms.Form):

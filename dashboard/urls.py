@@ -32,6 +32,7 @@ urlpatterns = [
     path(f"{S}/", sessions.session_detail, name="session"),
     path(f"{S}/panel", sessions.session_panel, name="session-panel"),
     path(f"{S}/connect", sessions.session_connect, name="session-connect"),
+    path(f"{S}/settings", sessions.session_settings, name="session-settings"),
     path(
         f"{S}/pairing-code", sessions.session_pairing_code, name="session-pairing-code"
     ),

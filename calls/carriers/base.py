@@ -205,7 +205,13 @@ class Carrier(abc.ABC):
         session.last_error = None
         session.paired = True
         if self.holds_lines:
-            # The holding process brings it up and reports back (calls/lines.py).
+            # The holding process brings it up and reports back (calls/lines.py); a new
+            # generation makes it try again even where the line failed before.
+            generation = int((session.line_state or {}).get("generation", 0)) + 1
+            session.line_state = {
+                **(session.line_state or {}),
+                "generation": generation,
+            }
             session.connection_state = ConnectionState.CONNECTING
         else:
             session.connection_state = ConnectionState.CONNECTED

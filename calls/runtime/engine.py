@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypedDict
 
@@ -100,6 +101,8 @@ class Engine:
         self.hosts_lines = settings.SWITCHBOARD_HOSTS_LINES
         # Lines whose network presence this process holds: session id → generation.
         self.lines: dict[str, tuple[Carrier, int]] = {}
+        # When each line that failed to come up last failed (it is tried again later).
+        self._line_failures: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -432,10 +435,14 @@ class Engine:
             await database_sync_to_async(lines.lines_release, thread_sensitive=False)(
                 self.host_id, gone
             )
+        now = time.monotonic()
         for session_id, line in wanted.items():
             current = self.lines.get(session_id)
-            if current is not None and current[1] == line.generation:
+            failed_at = self._line_failures.get(session_id)
+            retry = failed_at is not None and now - failed_at >= settings.LINE_RETRY_S
+            if current is not None and current[1] == line.generation and not retry:
                 continue
+            self._line_failures.pop(session_id, None)
             carrier = by_name[line.carrier]
             if current is not None:
                 await carrier.line_down(session_id)
@@ -443,10 +450,12 @@ class Engine:
             try:
                 await carrier.line_up(line.info)
             except CarrierError as error:
+                self._line_failures[session_id] = time.monotonic()
                 await database_sync_to_async(lines.line_failed, thread_sensitive=False)(
                     session_id, error.code, error.message
                 )
             except Exception:
+                self._line_failures[session_id] = time.monotonic()
                 logger.exception("Carrier %s failed to bring a line up", carrier.name)
                 await database_sync_to_async(lines.line_failed, thread_sensitive=False)(
                     session_id,

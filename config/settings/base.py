@@ -260,6 +260,8 @@ SWITCHBOARD_CREDENTIALS_KEYS = env.list("SWITCHBOARD_CREDENTIALS_KEY", [])
 # process at a time, under a lease renewed every heartbeat and taken over once it lapses.
 SWITCHBOARD_HOSTS_LINES = env.bool("SWITCHBOARD_HOSTS_LINES", True)
 LINE_LEASE_S = env.int("LINE_LEASE_S", 30, min_value=3)
+# A line the network refused is tried again this often (or at once on connect).
+LINE_RETRY_S = env.int("LINE_RETRY_S", 60, min_value=1)
 # The SIP trunk carrier (DESIGN §11.1), in the processes that hold lines: its listener,
 # the address peers reach it at (Contact and SDP; default: the bound one), RTP ports.
 SIP_BIND = env.str("SIP_BIND", "0.0.0.0:5060")

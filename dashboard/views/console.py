@@ -12,8 +12,9 @@ from calls import selectors as call_selectors
 from calls.models import Call
 from calls.runtime import control
 from calls.snapshots import call_snapshot
+from config.errors import InvalidRequest
 from dashboard import extras, selectors
-from dashboard.forms import ConsoleCallForm
+from dashboard.forms import ConsoleCallForm, simulator_address
 from dashboard.views.pages import page
 from dashboard.workspace import Workspace, dashboard_view
 
@@ -77,7 +78,23 @@ def console_call(request: HttpRequest, ws: Workspace) -> HttpResponse:
             status=400,
         )
     session = call_selectors.session_get(ws.environment, form.cleaned_data["session"])
-    call = control.call_place(
-        session=session, to=form.cleaned_data["to"], record=form.cleaned_data["record"]
-    ).call
+    to = form.cleaned_data["to"]
+    try:
+        if session.carrier == "simulator":
+            to = simulator_address(to)
+        call = control.call_place(
+            session=session, to=to, record=form.cleaned_data["record"]
+        ).call
+    except InvalidRequest as refused:
+        # Each carrier says what a valid number is; shown on the form's field.
+        return JsonResponse(
+            {
+                "error": {
+                    "code": refused.code,
+                    "param": refused.param or "to",
+                    "detail": refused.detail,
+                }
+            },
+            status=400,
+        )
     return JsonResponse(console_call_data(call), status=201)

@@ -1,4 +1,5 @@
-"""Sessions: create, connect and pair (QR or code), disconnect, log out, delete."""
+"""Sessions: create (on a carrier the environment allows), connect and pair (QR or code),
+edit a SIP trunk's settings, disconnect, log out, delete."""
 
 from __future__ import annotations
 
@@ -13,15 +14,53 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from calls import selectors as call_selectors
 from calls import services
+from calls.carriers import carriers_for
 from calls.carriers.simulator import helpers as simulator_helpers
 from calls.models import ConnectionState, Session
 from calls.runtime import control
-from dashboard.forms import PairingCodeForm, SessionCreateForm
+from calls.snapshots import carrier_settings_of
+from config.errors import InvalidRequest
+from dashboard.forms import PairingCodeForm, SessionCreateForm, SipSettingsForm
 from dashboard.qr import qr_data_uri
 from dashboard.views.pages import fragment, page
 from dashboard.workspace import Workspace, dashboard_view, first_error
 
 RECENT_CALLS_SHOWN = 10
+SIP = "sip"
+
+
+def _registers(session: Session) -> bool:
+    """Whether the session is a SIP trunk that registers (not an IP-authenticated one)."""
+    return session.carrier == SIP and bool(
+        (session.carrier_settings or {}).get("register", True)
+    )
+
+
+def _line_status(session: Session) -> dict[str, str]:
+    """How a line that does not pair is doing, in its carrier's words:
+    ``{label, tone}``, the tone one of ok, busy, off, error."""
+    sip, registering = session.carrier == SIP, _registers(session)
+    state = session.connection_state
+    if session.deleted_at is not None:
+        return {"label": "Deleted", "tone": "off"}
+    if state == ConnectionState.CONNECTED:
+        if registering:
+            return {"label": "Registered", "tone": "ok"}
+        label = "Ready (IP-authenticated trunk)" if sip else "Connected"
+        return {"label": label, "tone": "ok"}
+    if state == ConnectionState.CONNECTING:
+        label = "Registering…" if registering else "Connecting…"
+        return {"label": label, "tone": "busy"}
+    if state == ConnectionState.ERROR:
+        error = session.last_error or {}
+        reason = " ".join(
+            str(part) for part in (error.get("code"), error.get("message")) if part
+        )
+        failed = "Registration failed" if registering else "Connection failed"
+        return {"label": f"{failed}: {reason}" if reason else failed, "tone": "error"}
+    if state == ConnectionState.CREATED:
+        return {"label": "Not connected yet", "tone": "off"}
+    return {"label": "Disconnected", "tone": "off"}
 
 
 def _panel_context(ws: Workspace, session: Session) -> dict[str, Any]:
@@ -40,36 +79,82 @@ def _panel_context(ws: Workspace, session: Session) -> dict[str, Any]:
             "created_at": parse_datetime(current["createdAt"]),
             "ttl_s": max(1, current["ttlMs"] // 1000 + 1),
         }
+    up = session.connection_state in (
+        ConnectionState.CONNECTED,
+        ConnectionState.CONNECTING,
+    )
+    # A line that is not paired is wanted up while active, even after the network
+    # refused it: connecting it again would not retry; disconnecting or new settings do.
+    wanted = up if pairs else session.active
     return {
         "session": session,
         "qr": qr,
         "pairs": pairs,
+        "line": None if pairs else _line_status(session),
+        "registers": _registers(session),
+        "can_connect": not wanted,
+        "can_disconnect": wanted,
         "pairing_code": (session.line_state or {}).get("pairingCode", ""),
         "pairing_form": PairingCodeForm(),
     }
 
 
+def _create(
+    ws: Workspace, form: SessionCreateForm, sip_form: SipSettingsForm | None
+) -> Session | None:
+    """Create the session the forms describe, or put each refusal on its field."""
+    if not form.is_valid():
+        return None
+    carrier = form.chosen_carrier()
+    settings_form = sip_form if carrier == SIP else None
+    if settings_form is not None and not settings_form.is_valid():
+        return None
+    try:
+        return services.session_create(
+            environment=ws.environment,
+            display_name=form.cleaned_data["display_name"],
+            device_browser=form.cleaned_data["device_browser"],
+            carrier=carrier,
+            carrier_settings=settings_form.settings() if settings_form else None,
+        )
+    except InvalidRequest as refused:
+        if settings_form is not None and (refused.param or "").split(".")[0] == SIP:
+            settings_form.show_refusal(refused)
+        else:
+            on_carrier = refused.param == "carrier" and "carrier" in form.fields
+            form.add_error("carrier" if on_carrier else None, refused.detail)
+        return None
+
+
 @require_http_methods(["GET", "POST"])
 @dashboard_view()
 def session_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
-    form = SessionCreateForm()
+    carriers = carriers_for(ws.environment)
+    data = request.POST if request.method == "POST" else None
+    form = SessionCreateForm(data, carriers=carriers)
+    # The SIP fields are read (and their errors shown) only when SIP is asked for.
+    asked = data.get("carrier") if data is not None and len(carriers) > 1 else None
+    sip_data = data if (asked or carriers[0]) == SIP else None
+    sip_form = SipSettingsForm(sip_data) if SIP in carriers else None
     if request.method == "POST":
         if not ws.can_manage:
             raise PermissionDenied("Only owners and admins can create sessions.")
-        form = SessionCreateForm(request.POST)
-        if form.is_valid():
-            session = services.session_create(
-                environment=ws.environment, **form.cleaned_data
-            )
+        session = _create(ws, form, sip_form)
+        if session is not None:
             messages.success(request, f"Session “{session.display_name}” created.")
             return redirect("dashboard:session", session_id=session.public_id)
+    failed = bool(form.errors or (sip_form is not None and sip_form.errors))
     return page(
         request,
         ws,
         "dashboard/sessions.html",
-        {"sessions": call_selectors.session_list(ws.environment), "form": form},
+        {
+            "sessions": call_selectors.session_list(ws.environment),
+            "form": form,
+            "sip_form": sip_form,
+        },
         section="sessions",
-        status=400 if form.errors else 200,
+        status=400 if failed else 200,
     )
 
 
@@ -84,22 +169,69 @@ def session_rows(request: HttpRequest, ws: Workspace) -> HttpResponse:
     )
 
 
+def _detail(
+    request: HttpRequest,
+    ws: Workspace,
+    session: Session,
+    *,
+    sip_form: SipSettingsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    calls = call_selectors.call_list(ws.environment, session=session)[
+        :RECENT_CALLS_SHOWN
+    ]
+    sip = carrier_settings_of(session) if session.carrier == SIP else None
+    if sip is not None and sip_form is None and ws.can_manage:
+        sip_form = SipSettingsForm(
+            initial=SipSettingsForm.initial_from(sip), editing=True
+        )
+    return page(
+        request,
+        ws,
+        "dashboard/session_detail.html",
+        {
+            **_panel_context(ws, session),
+            "calls": calls,
+            "sip": sip,
+            "sip_form": sip_form,
+        },
+        section="sessions",
+        status=status,
+    )
+
+
 @require_GET
 @dashboard_view()
 def session_detail(
     request: HttpRequest, ws: Workspace, session_id: str
 ) -> HttpResponse:
+    return _detail(request, ws, call_selectors.session_get(ws.environment, session_id))
+
+
+@require_POST
+@dashboard_view(manage=True)
+def session_settings(
+    request: HttpRequest, ws: Workspace, session_id: str
+) -> HttpResponse:
+    """Change a SIP session's settings; a blank password keeps the stored one."""
     session = call_selectors.session_get(ws.environment, session_id)
-    calls = call_selectors.call_list(ws.environment, session=session)[
-        :RECENT_CALLS_SHOWN
-    ]
-    return page(
-        request,
-        ws,
-        "dashboard/session_detail.html",
-        {**_panel_context(ws, session), "calls": calls},
-        section="sessions",
-    )
+    if session.carrier != SIP:
+        raise Http404("This session has no settings to change here.")
+    form = SipSettingsForm(request.POST, editing=True)
+    if form.is_valid():
+        try:
+            session = services.session_update(
+                session=session, carrier_settings=form.settings()
+            )
+        except InvalidRequest as refused:
+            form.show_refusal(refused)
+        else:
+            saved = "SIP settings saved."
+            if session.active:
+                saved += " The line comes back up with them."
+            messages.success(request, saved)
+            return _to_session(session)
+    return _detail(request, ws, session, sip_form=form, status=400)
 
 
 @require_GET
