@@ -9,7 +9,7 @@ export DJANGO_SETTINGS_MODULE ?= config.settings.local
 # skipped with a notice, unless SWITCHBOARD_REQUIRE_BROWSER=1 (CI) makes that a failure.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck pytest install migrate worker beat bench clean chromium
+.PHONY: run test lint typecheck pytest install migrate worker beat bench clean chromium peers
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) with $(PYTHON)"
@@ -58,6 +58,7 @@ typecheck: install
 pytest: install
 	@echo "==> pytest"
 	@test -x $(CHROMIUM) || echo "==> NOTE: no Chromium at $(CHROMIUM): the dashboard's browser tests will be SKIPPED. 'make chromium' installs it (Debian, as root)."
+	@{ command -v baresip && command -v sipp; } >/dev/null || echo "==> NOTE: no baresip or sipp: the SIP carrier's tests against real peers will be SKIPPED. 'make peers' installs them (Debian, as root)."
 	DJANGO_SETTINGS_MODULE=config.settings.test SWITCHBOARD_CHROMIUM=$(CHROMIUM) $(BIN)/pytest $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (never a browser downloaded by Playwright).
@@ -65,6 +66,13 @@ chromium:
 	@if [ -x $(CHROMIUM) ]; then echo "==> Chromium is installed: $$($(CHROMIUM) --version)"; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "==> Install Chromium as root: sudo apt-get install -y chromium"; exit 1; fi
+
+# Debian's baresip and SIPp: the real SIP peers of the SIP trunk carrier's tests.
+peers:
+	@if command -v baresip >/dev/null && command -v sipp >/dev/null; then \
+	  echo "==> $$(baresip -h 2>&1 | head -n 1)"; echo "==> $$(sipp -v 2>&1 | grep -m 1 -o 'SIPp.*')"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q baresip-core sip-tester; \
+	else echo "==> Install the SIP test peers as root: sudo apt-get install -y baresip-core sip-tester"; exit 1; fi
 
 test: lint typecheck pytest
 

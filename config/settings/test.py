@@ -52,5 +52,5 @@ def _free_udp_port() -> int:
 
 
 SIP_BIND = f"127.0.0.1:{_free_udp_port()}"
-SIP_RTP_PORTS = (42000, 42999)
+SIP_RTP_PORTS = (12000, 12999)
 SIP_MEDIA_TIMEOUT_S = 5

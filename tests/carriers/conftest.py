@@ -7,7 +7,9 @@ adds one here (with the real peer it is tested against) and passes the same suit
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,7 @@ from calls.runtime.engine import Engine
 from calls.tests.conftest import engine, fast_network, wait_for
 from config import home
 from conftest import Tenant
-from tests.carriers import toy
+from tests.carriers import sip_peers, toy
 
 __all__ = ["Harness", "engine", "fast_network", "harness", "wait_for"]
 
@@ -39,15 +41,19 @@ class Harness:
     caller: str
     tenant: Tenant
     session_body: dict[str, Any] = field(default_factory=dict)
+    network: Any = None
 
     def client(self) -> APIClient:
         return self.tenant.client(self.environment)
 
-    def ready_session(self) -> str:
+    def ready_session(self, towards: str = "echo") -> str:
+        """A connected line, ready to call the peer of outcome ``towards``."""
         client = self.client()
-        response = client.post(
-            SESSIONS, {"displayName": "Line", **self.session_body}, format="json"
-        )
+        body = {"displayName": "Line", **self.session_body}
+        if self.carrier == "sip":
+            # A trunk sends every INVITE through its server: the outcome's peer.
+            body["sip"] = {**body["sip"], "server": self.network.server_of(towards)}
+        response = client.post(SESSIONS, body, format="json")
         assert response.status_code == 201, response.content
         session_id = response.json()["data"]["sessionId"]
         assert client.post(f"{SESSIONS}/{session_id}/connect").status_code == 200
@@ -61,6 +67,8 @@ class Harness:
 
     def call_in(self, session_id: str, behaviour: str) -> str:
         """The network delivers a call from ``caller``: ``echo`` or ``gives_up``."""
+        if self.carrier == "sip":
+            return self.network.call_in(session_id, behaviour)
         if self.carrier == "simulator":
             response = self.client().post(
                 f"/api/v1/test-helpers/sessions/{session_id}/incoming-calls",
@@ -78,15 +86,30 @@ class Harness:
         return home.run_sync(driver.call_in(session_id, self.caller, behaviour))
 
     def peer_leg(self, engine: Engine, call_id: str) -> Any:
-        if self.carrier == "simulator":
+        if self.carrier in ("simulator", "sip"):
             runtime = engine.runtimes.get(call_id)
             return runtime.leg if runtime is not None else None
         return toy_driver().legs.get(call_id)
 
     def peer_heard_hangup(self, leg: Any) -> bool:
-        if self.carrier == "simulator":
+        if self.carrier in ("simulator", "sip"):
             return bool(leg.ended)
         return "hangup" in leg.events
+
+    def peer_hangs_up(self, engine: Engine, call_id: str) -> None:
+        """The far end of an answered call hangs up."""
+        if self.carrier == "sip":
+            self.network.caller.hangup()
+            return
+        leg = self.peer_leg(engine, call_id)
+
+        async def hang_up() -> None:
+            if self.carrier == "simulator":
+                leg.end_from_peer("remote_hangup")
+            else:
+                leg.peer_ends("remote_hangup")
+
+        home.run_sync(hang_up())
 
 
 def toy_driver() -> toy.ToyCarrier:
@@ -98,6 +121,13 @@ def toy_driver() -> toy.ToyCarrier:
 
 
 @pytest.fixture
+def with_sip(settings: Any) -> Any:
+    """Enable the SIP carrier for live environments."""
+    settings.SWITCHBOARD_CARRIERS = ["simulator", "sip"]
+    return settings
+
+
+@pytest.fixture
 def with_toy(settings: Any) -> Any:
     """Enable the toy carrier for live environments, by settings alone."""
     settings.CARRIERS = {**settings.CARRIERS, "toy": "tests.carriers.toy.ToyCarrier"}
@@ -105,7 +135,80 @@ def with_toy(settings: Any) -> Any:
     return settings
 
 
-@pytest.fixture(params=["simulator", "toy"])
+class SipNetwork:
+    """Real SIP peers on loopback for the contract: Debian baresip and SIPp."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self.echo = stack.enter_context(sip_peers.echo_peer(lifetime=1800))
+        self.caller = stack.enter_context(sip_peers.caller_peer(lifetime=1800))
+        self.refusals = {
+            code: stack.enter_context(
+                sip_peers.sipp(f"invite_{code}.xml", calls=1000, lifetime=1800)
+            )
+            for code in (486, 603, 503)
+        }
+        self.no_answer = stack.enter_context(
+            sip_peers.sipp("invite_no_answer.xml", calls=1000, lifetime=1800)
+        )
+        self.hangs_up = stack.enter_context(
+            sip_peers.sipp(
+                "invite_answer.xml", calls=1000, hangup_after=0.5, lifetime=1800
+            )
+        )
+
+    def server_of(self, outcome: str) -> str:
+        peer = {
+            "echo": self.echo,
+            "busy": self.refusals[486],
+            "declines": self.refusals[603],
+            "unreachable": self.refusals[503],
+            "no_answer": self.no_answer,
+            "hangs_up": self.hangs_up,
+        }[outcome]
+        return str(peer.host_port)
+
+    def addresses(self) -> dict[str, str]:
+        return {
+            "echo": self.echo.uri,
+            # Numbers, dialled through each outcome's trunk server.
+            "busy": "+15550000003",
+            "declines": "+15550000005",
+            "no_answer": "+15550000004",
+            "hangs_up": "+15550000006",
+            "unreachable": "+15550000007",
+        }
+
+    def call_in(self, session_id: str, behaviour: str) -> str:
+        from django.conf import settings
+
+        from calls.models import Call
+
+        session = Session.objects.get(public_id=session_id)
+        user = session.carrier_settings["username"]
+        before = set(Call.objects.values_list("public_id", flat=True))
+        self.caller.dial(f"sip:{user}@{settings.SIP_BIND}")
+        call = wait_for(
+            lambda: (
+                Call.objects.exclude(public_id__in=before)
+                .filter(session=session)
+                .first()
+            ),
+            timeout=10,
+        )
+        if behaviour == "gives_up":
+            # The caller hangs up before anyone answers: a CANCEL.
+            self.caller.hangup()
+        return str(call.public_id)
+
+
+@pytest.fixture(scope="session")
+def sip_network() -> Iterator[SipNetwork]:
+    sip_peers.require_peers()
+    with ExitStack() as stack:
+        yield SipNetwork(stack)
+
+
+@pytest.fixture(params=["simulator", "toy", "sip"])
 def harness(
     request: pytest.FixtureRequest, tenant: Tenant, engine: Engine, fast_network: Any
 ) -> Iterator[Harness]:
@@ -124,6 +227,27 @@ def harness(
             },
             caller="4915112345678@s.whatsapp.net",
             tenant=tenant,
+        )
+        return
+    if request.param == "sip":
+        network: SipNetwork = request.getfixturevalue("sip_network")
+        request.getfixturevalue("with_sip")
+        yield Harness(
+            carrier="sip",
+            environment="live",
+            lossless=False,
+            addresses=network.addresses(),
+            caller=f"sip:caller@{network.caller.host_port}",
+            tenant=tenant,
+            session_body={
+                "carrier": "sip",
+                "sip": {
+                    "server": network.echo.host_port,
+                    "username": f"line{secrets.token_hex(4)}",
+                    "register": False,
+                },
+            },
+            network=network,
         )
         return
     request.getfixturevalue("with_toy")

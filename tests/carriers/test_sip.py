@@ -1,0 +1,351 @@
+"""The SIP trunk carrier against real peers: SIPp as registrar and trunk, Debian baresip
+as the far end. What the contract suite (``test_contract.py``) does not cover: REGISTER
+with digest auth, INVITE challenges, the rest of the status mapping, CANCEL, DTMF both
+ways, the media timeout, recordings, and bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+
+from calls.models import Call, Session
+from calls.runtime.engine import Engine
+from calls.tests.media_client import MediaClient
+from conftest import LiveServer, Tenant, is_problem
+from events.models import Event
+from recordings.models import Recording
+from tests.carriers import sip_peers
+from tests.carriers.conftest import wait_for
+
+SESSIONS = "/api/v1/sessions"
+
+pytestmark = pytest.mark.usefixtures("with_sip", "fast_network")
+
+
+@pytest.fixture(autouse=True)
+def _peers() -> None:
+    sip_peers.require_peers()
+
+
+def create(tenant: Tenant, **sip: Any) -> dict[str, Any]:
+    body = {
+        "displayName": "Trunk",
+        "carrier": "sip",
+        "sip": {"username": f"line{secrets.token_hex(4)}", "register": False, **sip},
+    }
+    response = tenant.client("live").post(SESSIONS, body, format="json")
+    assert response.status_code == 201, response.content
+    return dict(response.json()["data"])
+
+
+def session_of(tenant: Tenant, session_id: str) -> dict[str, Any]:
+    return dict(tenant.client("live").get(f"{SESSIONS}/{session_id}").json()["data"])
+
+
+def connected(tenant: Tenant, **sip: Any) -> dict[str, Any]:
+    session = create(tenant, **sip)
+    tenant.client("live").post(f"{SESSIONS}/{session['sessionId']}/connect")
+    wait_for(lambda: session_of(tenant, session["sessionId"])["connected"], timeout=15)
+    return session
+
+
+def place(tenant: Tenant, session_id: str, to: str) -> dict[str, Any]:
+    response = tenant.client("live").post(
+        f"{SESSIONS}/{session_id}/calls", {"to": to}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return dict(response.json()["data"])
+
+
+def call_of(tenant: Tenant, session_id: str, call_id: str) -> dict[str, Any]:
+    return dict(
+        tenant.client("live")
+        .get(f"{SESSIONS}/{session_id}/calls/{call_id}")
+        .json()["data"]
+    )
+
+
+def reaches(tenant: Tenant, session_id: str, call_id: str, *states: str) -> Any:
+    return wait_for(
+        lambda: (
+            (data := call_of(tenant, session_id, call_id))["state"] in states and data
+        ),
+        timeout=15,
+    )
+
+
+# ---------------------------------------------------------------- registration
+
+
+def test_a_registering_trunk_registers_with_digest_auth_and_unregisters(
+    tenant: Tenant, engine: Engine
+) -> None:
+    keys = {"user": "alice", "pass": "s3cret", "realm": "trunk.test", "expires": 60}
+    with sip_peers.sipp("register.xml", keys=keys, hangup_after=60) as registrar:
+        session = connected(
+            tenant,
+            server=registrar.host_port,
+            username="+15551230000",
+            authUsername="alice",
+            password="s3cret",
+            register=True,
+        )
+        registrar.wait_log('AUTH username="alice" valid=true')
+        assert session_of(tenant, session["sessionId"])["lastError"] is None
+        tenant.client("live").post(f"{SESSIONS}/{session['sessionId']}/disconnect")
+        registrar.wait_log("REGISTER expires=0", timeout=10)
+    assert "s3cret" not in str(session_of(tenant, session["sessionId"]))
+
+
+def test_a_refused_registration_is_an_error_with_the_registrar_status(
+    tenant: Tenant, engine: Engine
+) -> None:
+    keys = {"user": "alice", "pass": "right", "realm": "trunk.test", "expires": 60}
+    with sip_peers.sipp("register.xml", keys=keys) as registrar:
+        session = create(
+            tenant,
+            server=registrar.host_port,
+            username="alice",
+            password="wrong",
+            register=True,
+        )
+        tenant.client("live").post(f"{SESSIONS}/{session['sessionId']}/connect")
+        failed = wait_for(
+            lambda: (
+                (data := session_of(tenant, session["sessionId"]))["connectionState"]
+                == "error"
+                and data
+            ),
+            timeout=15,
+        )
+    assert failed["lastError"]["code"] == "403"
+    assert "Forbidden" in failed["lastError"]["message"]
+    assert failed["status"] == "error"
+    # Calls need a connected line.
+    refused = tenant.client("live").post(
+        f"{SESSIONS}/{session['sessionId']}/calls",
+        {"to": "+15557654321"},
+        format="json",
+    )
+    is_problem(refused, 409, "session_not_ready")
+
+
+# ---------------------------------------------------------------- calling out
+
+
+def test_an_invite_challenge_is_answered_and_the_number_goes_to_the_trunk(
+    tenant: Tenant, engine: Engine
+) -> None:
+    keys = {"user": "alice", "pass": "s3cret", "realm": "trunk.test"}
+    with sip_peers.sipp("invite_auth.xml", keys=keys, hangup_after=10) as trunk:
+        session = connected(
+            tenant,
+            server=trunk.host_port,
+            username="+15551230000",
+            authUsername="alice",
+            password="s3cret",
+        )
+        call = place(tenant, session["sessionId"], "+1 (555) 765-4321")
+        assert call["peerJid"] == "+15557654321"
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        log = trunk.wait_log('AUTH username="alice" valid=true')
+        assert "INVITE sip:+15557654321@" in log
+        ended = tenant.client("live").post(
+            f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/end"
+        )
+        assert ended.json()["data"]["endReason"] == "completed"
+        trunk.wait_log("BYE received")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason", "code"),
+    [
+        ("invite_404.xml", "failed", "404"),
+        ("invite_480.xml", "no_answer", None),
+        ("invite_488.xml", "failed", "488"),
+    ],
+)
+def test_sip_statuses_map_to_end_reasons(
+    tenant: Tenant, engine: Engine, scenario: str, reason: str, code: str | None
+) -> None:
+    with sip_peers.sipp(scenario) as trunk:
+        session = connected(tenant, server=trunk.host_port)
+        call = place(tenant, session["sessionId"], "+15557654321")
+        data = reaches(tenant, session["sessionId"], call["callId"], "ended")
+    assert data["endReason"] == reason
+    if code is None:
+        assert data["endDetail"] is None
+    else:
+        assert (
+            data["endDetail"]["code"] == code and data["endDetail"]["carrier"] == "sip"
+        )
+
+
+def test_ending_a_ringing_call_cancels_the_invite(
+    tenant: Tenant, engine: Engine
+) -> None:
+    with sip_peers.sipp("invite_no_answer.xml") as trunk:
+        session = connected(tenant, server=trunk.host_port)
+        call = place(tenant, session["sessionId"], "+15557654321")
+        reaches(tenant, session["sessionId"], call["callId"], "ringing")
+        ended = tenant.client("live").post(
+            f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/end"
+        )
+        assert ended.json()["data"]["endReason"] == "completed"
+        trunk.wait_log("CANCEL received")
+
+
+def test_a_call_without_rtp_ends_failed_with_a_media_timeout(
+    tenant: Tenant, engine: Engine
+) -> None:
+    with sip_peers.sipp("invite_answer.xml", media=False, hangup_after=60) as trunk:
+        session = connected(tenant, server=trunk.host_port)
+        call = place(tenant, session["sessionId"], "+15557654321")
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        data = wait_for(
+            lambda: (
+                (d := call_of(tenant, session["sessionId"], call["callId"]))["state"]
+                == "ended"
+                and d
+            ),
+            timeout=django_settings.SIP_MEDIA_TIMEOUT_S + 15,
+        )
+    assert data["endReason"] == "failed"
+    assert data["endDetail"]["code"] == "media_timeout"
+
+
+def test_no_common_codec_fails_the_call_with_488(
+    tenant: Tenant, engine: Engine
+) -> None:
+    with sip_peers.echo_peer(codecs=("pcmu",)) as echo:
+        session = connected(tenant, server=echo.host_port, codecs=["opus"])
+        call = place(tenant, session["sessionId"], echo.uri)
+        data = reaches(tenant, session["sessionId"], call["callId"], "ended")
+    assert data["endReason"] == "failed" and data["endDetail"]["code"] == "488"
+
+
+# ---------------------------------------------------------------- calls coming in
+
+
+def test_an_invite_for_no_session_gets_404_and_changes_nothing(
+    tenant: Tenant, engine: Engine
+) -> None:
+    connected(tenant, server="127.0.0.1:5999")  # the stack is up, this user exists
+    with sip_peers.caller_peer() as caller:
+        caller.dial(f"sip:nobody-here@{django_settings.SIP_BIND}")
+        closed = caller.wait_event("CALL_CLOSED", timeout=10)
+    assert "404 Not Found" in str(closed), closed
+    assert not Call.objects.exists()
+
+
+# ---------------------------------------------------------------- DTMF
+
+
+def test_dtmf_goes_out_as_rfc4733_and_comes_back_as_events_and_frames(
+    tenant: Tenant, engine: Engine, asgi_server: LiveServer
+) -> None:
+    with sip_peers.echo_peer() as echo:
+        session = connected(tenant, server=echo.host_port)
+        call = place(tenant, session["sessionId"], echo.uri)
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        url = (
+            f"{asgi_server.ws_url}{SESSIONS}/{session['sessionId']}"
+            f"/calls/{call['callId']}/media"
+        )
+
+        async def scenario() -> list[str]:
+            async with MediaClient(url, tenant.live_key) as client:
+                await client.wait_for(lambda: client.messages)
+                sent = await asyncio.to_thread(
+                    tenant.client("live").post,
+                    f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/dtmf",
+                    {"digits": "159#"},
+                    format="json",
+                )
+                assert sent.status_code == 200, sent.content
+                await client.wait_for(lambda: len(client.of_type("dtmf")) >= 4, 15)
+                return [frame["digit"] for frame in client.of_type("dtmf")]
+
+        heard = asyncio.run(scenario())
+        wait_for(lambda: echo.dtmf_received() == "159#", timeout=10)
+    # The echo peer sends the keys back: they arrive as frames and as events.
+    assert heard == list("159#")
+    events = Event.objects.filter(type="call.dtmf").order_by("pk")
+    assert [event.data["digit"] for event in events] == list("159#")
+    assert all(event.data["callId"] == call["callId"] for event in events)
+    assert all(event.data["durationMs"] >= 0 for event in events)
+
+
+def test_dtmf_is_refused_where_the_carrier_has_none_and_for_bad_digits(
+    tenant: Tenant, engine: Engine
+) -> None:
+    client = tenant.client()
+    session_id = client.post(SESSIONS, {"displayName": "s"}, format="json").json()[
+        "data"
+    ]["sessionId"]
+    client.post(f"{SESSIONS}/{session_id}/connect")
+    client.post(f"/api/v1/test-helpers/sessions/{session_id}/scan")
+    call = client.post(
+        f"{SESSIONS}/{session_id}/calls",
+        {"to": "15550000001@s.whatsapp.net"},
+        format="json",
+    ).json()["data"]
+    wait_for(lambda: Call.objects.get(public_id=call["callId"]).state == "active")
+    url = f"{SESSIONS}/{session_id}/calls/{call['callId']}/dtmf"
+    is_problem(
+        client.post(url, {"digits": "12"}, format="json"),
+        409,
+        "not_supported_by_carrier",
+    )
+    bad = client.post(url, {"digits": "12x"}, format="json")
+    assert is_problem(bad, 400, "validation_error")["param"] == "digits"
+
+
+# ---------------------------------------------------------------- the rest
+
+
+def test_a_sip_call_is_recorded_like_any_call(tenant: Tenant, engine: Engine) -> None:
+    with sip_peers.echo_peer() as echo:
+        session = connected(tenant, server=echo.host_port)
+        call = place(tenant, session["sessionId"], echo.uri)
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        wait_for(lambda: engine.runtimes[call["callId"]].media_frames >= 60, timeout=10)
+        tenant.client("live").post(
+            f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/end"
+        )
+        recordings = wait_for(
+            lambda: (
+                (
+                    found := list(
+                        Recording.objects.filter(call__public_id=call["callId"])
+                    )
+                )
+                and len(found) == 3
+                and found
+            ),
+            timeout=15,
+        )
+    assert sorted(r.kind for r in recordings) == ["inbound", "mixed", "outbound"]
+    assert all(r.duration_ms >= 1000 for r in recordings)
+
+
+def test_garbage_on_the_sip_port_harms_no_call(tenant: Tenant, engine: Engine) -> None:
+    with sip_peers.echo_peer() as echo:
+        session = connected(tenant, server=echo.host_port)
+        host, port = django_settings.SIP_BIND.rsplit(":", 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for junk in (b"\x00\xff" * 700, b"INVITE nonsense\r\n\r\n", b"SIP/2.0 200"):
+                sock.sendto(junk, (host, int(port)))
+        call = place(tenant, session["sessionId"], echo.uri)
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        assert Session.objects.get(public_id=session["sessionId"]).connected
+        ended = tenant.client("live").post(
+            f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/end"
+        )
+        assert ended.json()["data"]["endReason"] == "completed"
