@@ -157,7 +157,7 @@ class SipNetwork:
         )
 
     def server_of(self, outcome: str) -> str:
-        peer = {
+        peer: Any = {
             "echo": self.echo,
             "busy": self.refusals[486],
             "declines": self.refusals[603],

@@ -86,7 +86,12 @@ def reaches(tenant: Tenant, session_id: str, call_id: str, *states: str) -> Any:
 def test_a_registering_trunk_registers_with_digest_auth_and_unregisters(
     tenant: Tenant, engine: Engine
 ) -> None:
-    keys = {"user": "alice", "pass": "s3cret", "realm": "trunk.test", "expires": 60}
+    keys: dict[str, str | int] = {
+        "user": "alice",
+        "pass": "s3cret",
+        "realm": "trunk.test",
+        "expires": 60,
+    }
     with sip_peers.sipp("register.xml", keys=keys, hangup_after=60) as registrar:
         session = connected(
             tenant,
@@ -106,7 +111,12 @@ def test_a_registering_trunk_registers_with_digest_auth_and_unregisters(
 def test_a_refused_registration_is_an_error_with_the_registrar_status(
     tenant: Tenant, engine: Engine
 ) -> None:
-    keys = {"user": "alice", "pass": "right", "realm": "trunk.test", "expires": 60}
+    keys: dict[str, str | int] = {
+        "user": "alice",
+        "pass": "right",
+        "realm": "trunk.test",
+        "expires": 60,
+    }
     with sip_peers.sipp("register.xml", keys=keys) as registrar:
         session = create(
             tenant,
