@@ -9,13 +9,14 @@ channel and the reply comes back on a fresh channel; frames never do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypedDict
 
 from channels.db import database_sync_to_async
@@ -105,6 +106,10 @@ class Engine:
         self._line_failures: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Calls being started here: their rows exist before their runtimes do, so a
+        # command that arrives in between waits for the start to finish.
+        self._starting = 0
+        self._started: asyncio.Condition | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -185,8 +190,35 @@ class Engine:
         self.runtimes[runtime.call_id] = runtime
         return runtime
 
+    @contextlib.asynccontextmanager
+    async def _starting_call(self) -> AsyncIterator[None]:
+        if self._started is None:
+            self._started = asyncio.Condition()
+        self._starting += 1
+        try:
+            yield
+        finally:
+            self._starting -= 1
+            async with self._started:
+                self._started.notify_all()
+
+    async def _runtime_once_started(self, call_id: str) -> CallRuntime | None:
+        """The call's runtime, waiting for calls being started here to get theirs."""
+        runtime = self.runtimes.get(call_id)
+        if runtime is not None or not self._starting or self._started is None:
+            return runtime
+        async with self._started:
+            await self._started.wait_for(
+                lambda: call_id in self.runtimes or not self._starting
+            )
+        return self.runtimes.get(call_id)
+
     async def start_call(self, call_pk: int) -> dict[str, Any]:
         """Create the runtime of an outgoing call this engine hosts and dial."""
+        async with self._starting_call():
+            return await self._start_call(call_pk)
+
+    async def _start_call(self, call_pk: int) -> dict[str, Any]:
         details = await database_sync_to_async(
             hosts.call_details, thread_sensitive=False
         )(call_pk)
@@ -241,14 +273,15 @@ class Engine:
     async def offer_incoming(
         self, session_id: str, from_address: str, leg: CarrierLeg
     ) -> dict[str, Any]:
-        """A call the network offers to a session rings here; see ``calls.carriers``."""
-        call_pk, details = await database_sync_to_async(
-            hosts.offer_incoming, thread_sensitive=False
-        )(session_id, from_address, self.host_id)
-        runtime = self._runtime(call_pk, details)
-        leg.bind(runtime)
-        runtime.attach(leg)
-        return runtime.snapshot
+        """A call the network offers to a session rings here (``calls.runtime.inbound``)."""
+        async with self._starting_call():
+            call_pk, details = await database_sync_to_async(
+                hosts.offer_incoming, thread_sensitive=False
+            )(session_id, from_address, self.host_id)
+            runtime = self._runtime(call_pk, details)
+            leg.bind(runtime)
+            runtime.attach(leg)
+            return runtime.snapshot
 
     # ------------------------------------------------------------ commands
     async def command(
@@ -256,6 +289,8 @@ class Engine:
     ) -> dict[str, Any]:
         """Run a command on a call wherever its runtime lives; return the new snapshot."""
         runtime = self.runtimes.get(call_id)
+        if runtime is None and host == self.host_id:
+            runtime = await self._runtime_once_started(call_id)
         if runtime is not None:
             return await self._run_local(runtime, name, args)
         if host and host != self.host_id:

@@ -320,6 +320,18 @@ def test_dtmf_is_refused_where_the_carrier_has_none_and_for_bad_digits(
 # ---------------------------------------------------------------- the rest
 
 
+@pytest.fixture
+def tasks_here() -> Any:
+    """Finalise recordings in this process (with REDIS_URL, Celery is not eager)."""
+    from config.celery_app import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.mark.usefixtures("tasks_here")
 def test_a_sip_call_is_recorded_like_any_call(tenant: Tenant, engine: Engine) -> None:
     with sip_peers.echo_peer() as echo:
         session = connected(tenant, server=echo.host_port)

@@ -66,6 +66,15 @@ class SimulatedLeg(CarrierLeg):
         self._loop = asyncio.get_running_loop()
         self._out = np.zeros(FRAME_SAMPLES, dtype=np.float32)
 
+    def bind(self, listener: LegListener) -> None:
+        super().bind(listener)
+        if self.behaviour == "caller_gives_up":
+            # From the moment the call rings here, as long as the platform lets it.
+            self.later(
+                settings.CALL_RING_TIMEOUT_S * 1000,
+                lambda: self.end_from_peer("missed"),
+            )
+
     def later(self, ms: float, action: Callable[[], None]) -> None:
         self._timers.append(self._loop.call_later(ms / 1000, self._guarded, action))
 
@@ -178,9 +187,4 @@ def dial(listener: LegListener, peer_address: str) -> SimulatedLeg:
 
 def caller(behaviour: str) -> SimulatedLeg:
     """A simulated peer calling us (its leg rings until accepted, rejected or given up)."""
-    leg = make_leg(behaviour)
-    if behaviour == "caller_gives_up":
-        leg.later(
-            settings.CALL_RING_TIMEOUT_S * 1000, lambda: leg.end_from_peer("missed")
-        )
-    return leg
+    return make_leg(behaviour)
