@@ -286,7 +286,14 @@ def test_dtmf_goes_out_as_rfc4733_and_comes_back_as_events_and_frames(
         wait_for(lambda: echo.dtmf_received() == "159#", timeout=10)
     # The echo peer sends the keys back: they arrive as frames and as events.
     assert heard == list("159#")
-    events = Event.objects.filter(type="call.dtmf").order_by("pk")
+    # Each event is written off the media path: wait for the last one.
+    events = wait_for(
+        lambda: (
+            (found := list(Event.objects.filter(type="call.dtmf").order_by("pk")))
+            and len(found) >= 4
+            and found
+        )
+    )
     assert [event.data["digit"] for event in events] == list("159#")
     assert all(event.data["callId"] == call["callId"] for event in events)
     assert all(event.data["durationMs"] >= 0 for event in events)
