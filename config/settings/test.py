@@ -44,11 +44,21 @@ STREAM_ALLOW_PRIVATE = True
 # The SIP carrier's listener (used only by tests that enable the carrier): a free
 # loopback port of this process, and an RTP range of its own.
 def _free_udp_port() -> int:
+    """A port free for UDP and TCP, with the one above free for TCP (SIP over TLS)."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                    tcp.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for the SIP listener")
 
 
 SIP_BIND = f"127.0.0.1:{_free_udp_port()}"

@@ -134,15 +134,36 @@ def _bindable(port: int, kind: socket.SocketKind) -> bool:
         return True
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(*, also: Sequence[int] = ()) -> int:
-    """A loopback port free for UDP and TCP, and for UDP at each offset in ``also``."""
+    """A loopback port free for UDP and TCP, and for UDP at each offset in ``also``.
+
+    The port above it must be free for TCP too (baresip puts SIP over TLS there), and
+    neither is ever handed out twice by this process, so a peer's own ports (SIP, TLS,
+    ctrl_tcp, console) never collide.
+    """
+    if not _handed_out:
+        # Switchboard's own SIP listener in this process (it may not be bound yet).
+        with suppress(Exception):
+            from django.conf import settings
+
+            own = int(settings.SIP_BIND.rsplit(":", 1)[1])
+            _handed_out.update({own, own + 1})
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((HOST, 0))
             port = int(udp.getsockname()[1])
-        if _bindable(port, socket.SOCK_STREAM) and all(
-            _bindable(port + offset, socket.SOCK_DGRAM) for offset in also
+        taken = {port, port + 1, *(port + offset for offset in also)}
+        if taken & _handed_out:
+            continue
+        if (
+            _bindable(port, socket.SOCK_STREAM)
+            and _bindable(port + 1, socket.SOCK_STREAM)
+            and all(_bindable(port + offset, socket.SOCK_DGRAM) for offset in also)
         ):
+            _handed_out.update(taken)
             return port
     raise PeerError("no free loopback port")
 
