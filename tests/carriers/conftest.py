@@ -273,3 +273,34 @@ def harness(
             "toy": {"server": "toy.example", "token": toy.TOKEN},
         },
     )
+
+
+def heard_fraction(
+    received: Any, signal: Any, *, segment: int = 1600, search: int = 800
+) -> float:
+    """The share of ``signal``'s 100 ms segments that ``received`` carries (each found
+    by correlation > 0.8 near where the previous one was): a lossy network may drop or
+    stretch a few milliseconds, which shifts what follows without losing it."""
+    import numpy as np
+
+    received = np.asarray(received, dtype=np.float64)
+    signal = np.asarray(signal, dtype=np.float64)
+    size = 1 << int(np.ceil(np.log2(len(received) + len(signal))))
+    spectrum = np.fft.rfft(received, size) * np.conj(np.fft.rfft(signal, size))
+    offset = int(np.argmax(np.fft.irfft(spectrum, size)[: len(received)]))
+    heard = total = 0
+    for start in range(0, len(signal) - segment + 1, segment):
+        piece = signal[start : start + segment]
+        total += 1
+        best = 0.0
+        low = max(0, offset + start - search)
+        high = min(len(received) - segment, offset + start + search)
+        for at in range(low, high + 1, 4):
+            window = received[at : at + segment]
+            score = float(np.corrcoef(window, piece)[0, 1]) if window.any() else 0.0
+            if score > best:
+                best, found = score, at
+        if best > 0.8:
+            heard += 1
+            offset = found - start
+    return heard / max(total, 1)

@@ -21,7 +21,7 @@ from conftest import LiveServer, Tenant, is_problem
 from events.models import Event
 from recordings.models import Recording
 from tests.carriers import sip_peers
-from tests.carriers.conftest import wait_for
+from tests.carriers.conftest import heard_fraction, wait_for
 
 SESSIONS = "/api/v1/sessions"
 
@@ -412,9 +412,8 @@ def test_each_codec_carries_the_audio_both_ways(
         tenant.client("live").post(
             f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/end"
         )
-    correlation = np.correlate(received, signal, mode="valid")
-    start = int(np.argmax(correlation))
-    window = received[start : start + len(signal)]
-    assert np.corrcoef(window, signal)[0, 1] > 0.85, codec
+    assert heard_fraction(received, signal) >= 0.9, codec
     # The echo keeps the sweep's level (no channel or rate mix-up halves or garbles it).
+    start = int(np.argmax(np.correlate(received, signal[:1600], mode="valid")))
+    window = received[start : start + len(signal)]
     assert 0.5 < np.sqrt(np.mean(window**2)) / np.sqrt(np.mean(signal**2)) < 1.5
