@@ -114,8 +114,6 @@ def _thread_cpu() -> dict[int, tuple[str, int]]:
 def run_step(
     calls: int, codec: str, seconds: float, environment: object, peers: list[object]
 ) -> dict[str, float]:
-    from django.conf import settings
-
     from calls import services
     from calls.carriers.sip.leg import SipLeg
     from calls.models import Call, CallState
@@ -194,7 +192,6 @@ def run_step(
         control.call_end(call)
     for session in sessions:
         control.session_disconnect(session=session)  # type: ignore[arg-type]
-    del settings
     return {
         "calls": calls,
         "cpu_pct": 100 * cpu / wall,
@@ -225,7 +222,7 @@ def main() -> None:
         _setup(var_dir)
         from tests.carriers.sip_peers import echo_peer, require_peers
 
-        del require_peers
+        require_peers()
         environment = _account()
         print(
             f"SIP echo calls, {args.seconds:.0f} s per step, recording on; "

@@ -10,6 +10,7 @@ from calls.carriers.simulator.carrier import JID_RULE
 from calls.models import Call, CallState, Direction, Session
 from calls.snapshots import call_snapshot, session_snapshot
 from config.api.serializers import ApiModelSerializer, TimestampField
+from config.errors import InvalidRequest
 from recordings.selectors import recording_summaries_for_call
 from streams.api.serializers import stream_list_field
 
@@ -84,10 +85,18 @@ class SessionCreateSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         return {**super().get_fields(), **_carrier_settings_fields()}
 
-    def carrier_settings(self) -> dict[str, Any] | None:
-        """The settings object given under the chosen carrier's name, if any."""
+    def carrier_settings(self, carrier: str) -> dict[str, Any] | None:
+        """The settings object given under ``carrier``'s name; an object under another
+        carrier's name is a mistake worth a 400 rather than silence."""
         data = self.validated_data
-        return data.get(data.get("carrier") or "")
+        for name in _carrier_settings_fields():
+            if carrier in settings.CARRIERS and name != carrier and name in data:
+                raise InvalidRequest(
+                    f"The session's carrier is {carrier!r}; settings for {name!r} "
+                    "do not apply.",
+                    param=name,
+                )
+        return data.get(carrier)
 
 
 class SessionUpdateSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from calls.api.serializers import (
     SessionSerializer,
     SessionUpdateSerializer,
 )
+from calls.carriers import carriers_for
 from calls.carriers.simulator import helpers as simulator
 from calls.models import Call, Session
 from calls.runtime import control
@@ -81,12 +82,14 @@ class SessionListView(SessionScopedView):
         body = SessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        # Without `carrier`, the environment's default one (the first it allows).
+        carrier = data.get("carrier") or carriers_for(self.environment)[0]
         session = services.session_create(
             environment=self.environment,
             display_name=data["display_name"],
             device_browser=data["device_browser"],
-            carrier=data.get("carrier"),
-            carrier_settings=body.carrier_settings(),
+            carrier=carrier,
+            carrier_settings=body.carrier_settings(carrier),
         )
         return ok(_session_data(session), status=201)
 

@@ -137,8 +137,10 @@ class CarrierLeg(abc.ABC):
         """End the call from our side; must be safe to call on a leg that already ended."""
 
     async def send_dtmf(self, digits: str) -> None:
-        """Send DTMF digits to the peer (only where ``supports_dtmf``)."""
-        raise NotImplementedError
+        """Send DTMF digits to the peer; legs without ``supports_dtmf`` refuse (409)."""
+        raise Conflict(
+            "This carrier cannot send DTMF.", code="not_supported_by_carrier"
+        )
 
 
 def not_supported(carrier: str, what: str) -> Conflict:

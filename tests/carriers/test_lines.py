@@ -89,6 +89,22 @@ def test_test_environments_take_only_the_simulator_and_live_ones_the_enabled(
     assert Session.objects.count() == 1
 
 
+def test_settings_for_another_carrier_are_400_naming_them(tenant: Tenant) -> None:
+    response = create(tenant, carrier="simulator", toy=SETTINGS)
+    assert is_problem(response, 400, "validation_error")["param"] == "toy"
+    assert not Session.objects.exists()
+
+
+def test_a_session_without_carrier_takes_the_default_with_its_settings(
+    tenant: Tenant, settings: Any
+) -> None:
+    settings.SWITCHBOARD_CARRIERS = ["toy", "simulator"]
+    response = create(tenant, toy=SETTINGS)
+    assert response.status_code == 201, response.content
+    assert response.json()["data"]["carrier"] == "toy"
+    assert response.json()["data"]["toy"]["hasToken"] is True
+
+
 @pytest.mark.parametrize(
     ("settings_object", "param"),
     [
