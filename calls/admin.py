@@ -94,7 +94,7 @@ class CallAdmin(admin.ModelAdmin):
         "environment__account",
         ("created_at", admin.DateFieldListFilter),
     ]
-    search_fields = ["public_id", "peer_address"]
+    search_fields = ["public_id", "peer_address", "carrier_ref"]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in Call._meta.fields] + ["timeline"]
     actions = ["end_calls"]

@@ -44,3 +44,21 @@ def carriers_configured(**_: Any) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+@checks.register(deploy=True)
+def public_url_configured(**_: Any) -> list[checks.CheckMessage]:
+    """Meta must reach a WhatsApp line's webhook: the public URL must be set and https."""
+    if "whatsapp" not in settings.SWITCHBOARD_CARRIERS:
+        return []
+    url = settings.SWITCHBOARD_PUBLIC_URL
+    if not url.startswith("https://") or "127.0.0.1" in url or "localhost" in url:
+        return [
+            checks.Warning(
+                f"SWITCHBOARD_PUBLIC_URL is {url!r}: Meta can only call a public "
+                "https:// webhook URL, which WhatsApp sessions show from it.",
+                hint="Set SWITCHBOARD_PUBLIC_URL=https://switchboard.example.com.",
+                id="switchboard.W001",
+            )
+        ]
+    return []

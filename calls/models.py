@@ -124,6 +124,10 @@ class Call(PublicIdModel):
     end_detail = models.JSONField(null=True, blank=True)
     # The client transport attached now ("websocket", "stream"), blank when none is.
     transport = models.CharField(max_length=16, blank=True, default="")
+    # The carrier's own id of the call (Meta's ``wacid``…), for its signals and support.
+    carrier_ref = models.CharField(
+        max_length=200, blank=True, default="", db_index=True
+    )
     host = models.CharField(max_length=128, blank=True, default="")
     ringing_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)

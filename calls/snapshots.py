@@ -49,7 +49,9 @@ def carrier_settings_of(session: Session) -> dict[str, Any] | None:
         secrets = unseal(session.credentials)
     except CredentialsUnreadable:
         secrets = {}
-    return driver.describe_settings(session.carrier_settings or {}, secrets)
+    return driver.describe_settings(
+        session.carrier_settings or {}, secrets, str(session.public_id)
+    )
 
 
 def call_snapshot(call: Call) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from calls.api.whatsapp import whatsapp_webhook
 from config.api.errors import problem_body, request_id_of
 from config.health import healthz
 
@@ -40,6 +41,12 @@ urlpatterns = [
     # Twilio-compatible REST (hang-up) for bots that speak the `twilio` stream dialect.
     path("twilio/", include("streams.api.twilio_urls")),
     path("dashboard/", include("dashboard.urls")),
+    # Meta calls this with a WhatsApp session's call events (DESIGN §11.2).
+    path(
+        "carriers/whatsapp/<uuid:session_id>/webhook",
+        whatsapp_webhook,
+        name="whatsapp-webhook",
+    ),
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
 ]
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings as django_settings
 
 from calls.carriers.simulator import JID_RE
 from calls.carriers.sip.settings import CODECS, DEFAULT_CODECS, TRANSPORTS
@@ -14,7 +15,11 @@ from calls.models import CallState, Direction
 from config.errors import InvalidRequest
 
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
-CARRIER_LABELS = {"simulator": "Simulator", "sip": "SIP trunk"}
+CARRIER_LABELS = {
+    "simulator": "Simulator",
+    "sip": "SIP trunk",
+    "whatsapp": "WhatsApp Business",
+}
 
 
 class SessionCreateForm(forms.Form):
@@ -53,10 +58,70 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class SipSettingsForm(forms.Form):
-    """A SIP trunk's settings; its rules are the carrier's, checked by the services."""
+def _secret_field(label: str, max_length: int) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=max_length,
+        required=False,
+        strip=False,
+        # Never rendered back, not even after a refusal.
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password"}
+        ),
+    )
+
+
+class CarrierSettingsForm(forms.Form):
+    """A carrier's settings object; its rules are the carrier's, checked by the
+    services, and its write-only secrets are never shown back."""
+
+    title = ""
+    secrets: tuple[str, ...] = ()
+    retype_hint = "Type it again: a secret is never shown back."
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.secrets:
+            hints = []
+            if self.is_bound and self.data.get(self.add_prefix(name)):
+                # A page shown again after a refusal leaves the secret's field empty.
+                hints.append(self.retype_hint)
+            if editing:
+                hints.append("Leave blank to keep the stored one.")
+            self.fields[name].help_text = " ".join(hints)
+
+    @classmethod
+    def initial_from(cls, described: dict[str, Any]) -> dict[str, Any]:
+        """The edit form's values from what the carrier shows (never a secret)."""
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """The settings object for the services (after ``is_valid``)."""
+        raise NotImplementedError
+
+    def typed_secrets(self) -> dict[str, str]:
+        """The secrets typed in; a blank one is left out, which keeps the stored one."""
+        return {
+            name: self.cleaned_data[name]
+            for name in self.secrets
+            if self.cleaned_data.get(name)
+        }
+
+    def show_refusal(self, error: InvalidRequest) -> None:
+        """Show a refusal of the settings (``param`` like ``sip.authUsername``) on the
+        field it names, or above the fields."""
+        head, _, name = (error.param or "").partition(".")
+        field = _snake(name) if head == self.prefix else ""
+        self.add_error(field if field in self.fields else None, error.detail)
+
+
+class SipSettingsForm(CarrierSettingsForm):
+    """A SIP trunk's settings."""
 
     prefix = "sip"
+    title = "SIP settings"
+    secrets = ("password",)
+    retype_hint = "Type it again: a password is never shown back."
 
     server = forms.CharField(
         label="Server",
@@ -76,16 +141,7 @@ class SipSettingsForm(forms.Form):
             "required": "Give the SIP username (the user part of the line's address)."
         },
     )
-    password = forms.CharField(
-        label="Password",
-        max_length=255,
-        required=False,
-        strip=False,
-        # Never rendered back, not even after a refusal.
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password"}
-        ),
-    )
+    password = _secret_field("Password", 255)
     auth_username = forms.CharField(
         label="Auth username (optional)", max_length=64, required=False
     )
@@ -107,16 +163,6 @@ class SipSettingsForm(forms.Form):
         required=False,
         initial=True,
     )
-
-    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        hints = []
-        if self.is_bound and self.data.get(self.add_prefix("password")):
-            # A page shown again after a refusal leaves the password field empty.
-            hints.append("Type it again: a password is never shown back.")
-        if editing:
-            hints.append("Leave blank to keep the stored one.")
-        self.fields["password"].help_text = " ".join(hints)
 
     def clean_from_number(self) -> str:
         return re.sub(r"[\s().-]", "", self.cleaned_data["from_number"])
@@ -152,29 +198,69 @@ class SipSettingsForm(forms.Form):
     def settings(self) -> dict[str, Any]:
         """The settings object for the services; a blank password is left out, which
         keeps the stored one."""
-        data = self.cleaned_data
-        settings = {
-            name: data[name]
-            for name in (
-                "server",
-                "transport",
-                "username",
-                "auth_username",
-                "from_number",
-                "register",
-                "codecs",
-            )
+        shown = (
+            "server",
+            "transport",
+            "username",
+            "auth_username",
+            "from_number",
+            "register",
+            "codecs",
+        )
+        return {
+            **{name: self.cleaned_data[name] for name in shown},
+            **self.typed_secrets(),
         }
-        if data.get("password"):
-            settings["password"] = data["password"]
-        return settings
 
-    def show_refusal(self, error: InvalidRequest) -> None:
-        """Show a refusal of the settings (``param`` like ``sip.authUsername``) on the
-        field it names, or above the fields."""
-        head, _, name = (error.param or "").partition(".")
-        field = _snake(name) if head == self.prefix else ""
-        self.add_error(field if field in self.fields else None, error.detail)
+
+class WhatsAppSettingsForm(CarrierSettingsForm):
+    """A WhatsApp Business number's settings (Meta's Cloud API)."""
+
+    prefix = "whatsapp"
+    title = "WhatsApp settings"
+    secrets = ("access_token", "app_secret")
+
+    phone_number_id = forms.CharField(
+        label="Phone number ID",
+        max_length=20,
+        help_text="From the WhatsApp Manager: digits, not the phone number itself.",
+        widget=forms.TextInput(attrs={"placeholder": "106540352242922"}),
+        error_messages={
+            "required": "Give the phone number ID from the WhatsApp Manager."
+        },
+    )
+    access_token = _secret_field("Access token", 1024)
+    app_secret = _secret_field("App secret", 1024)
+    graph_api_base = forms.CharField(
+        label="Graph API base (optional)", max_length=2048, required=False
+    )
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, editing=editing, **kwargs)
+        # Read here, not at import: the deployment (or a test) sets the default.
+        widget = self.fields["graph_api_base"].widget
+        widget.attrs["placeholder"] = django_settings.WHATSAPP_GRAPH_API_BASE
+
+    @classmethod
+    def initial_from(cls, described: dict[str, Any]) -> dict[str, Any]:
+        """The edit form's values from what the carrier shows (never a secret); the
+        default Graph API base is left blank, as it was typed."""
+        base = described.get("graphApiBase") or ""
+        if base == django_settings.WHATSAPP_GRAPH_API_BASE:
+            base = ""
+        return {
+            "phone_number_id": described.get("phoneNumberId") or "",
+            "graph_api_base": base,
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """The settings object for the services; a blank Graph API base is the
+        default, a blank secret keeps the stored one."""
+        return {
+            "phone_number_id": self.cleaned_data["phone_number_id"],
+            "graph_api_base": self.cleaned_data["graph_api_base"],
+            **self.typed_secrets(),
+        }
 
 
 class PairingCodeForm(forms.Form):

@@ -181,13 +181,14 @@ class Carrier(abc.ABC):
         return {}, {}
 
     def describe_settings(
-        self, shown: Mapping[str, Any], secrets: Mapping[str, Any]
+        self, shown: Mapping[str, Any], secrets: Mapping[str, Any], session_id: str = ""
     ) -> dict[str, Any] | None:
         """The settings object the API returns, in its camelCase names (secrets only as
         ``hasX`` or a last 4); ``None`` for a carrier without settings.
 
         ``shown`` holds what ``validate_settings`` returned, as the API parsed it
-        (snake_case names).
+        (snake_case names); ``session_id`` is the session's public id (for URLs that
+        name it).
         """
         return None
 

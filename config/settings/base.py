@@ -250,6 +250,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 CARRIERS: dict[str, str] = {
     "simulator": "calls.carriers.simulator.SimulatorCarrier",
     "sip": "calls.carriers.sip.SipCarrier",
+    "whatsapp": "calls.carriers.whatsapp.WhatsAppCarrier",
 }
 SWITCHBOARD_CARRIERS = env.list("SWITCHBOARD_CARRIERS", ["simulator"])
 # Fernet keys for carrier credentials at rest, comma separated: the first encrypts, all
@@ -271,6 +272,28 @@ SIP_MEDIA_TIMEOUT_S = env.int("SIP_MEDIA_TIMEOUT_S", 30, min_value=0)
 SIP_JITTER_BUFFER_MS = env.str("SIP_JITTER_BUFFER_MS", "20-160")
 SIP_REGISTER_INTERVAL_S = env.int("SIP_REGISTER_INTERVAL_S", 300, min_value=30)
 SIP_REGISTER_TIMEOUT_S = env.float("SIP_REGISTER_TIMEOUT_S", 35.0, min_value=1.0)
+# Where Switchboard is reached from outside (scheme, host, port): the base of the URLs it
+# gives to other services, such as a WhatsApp session's webhook URL for Meta.
+SWITCHBOARD_PUBLIC_URL = env.str("SWITCHBOARD_PUBLIC_URL", "http://127.0.0.1:8000")
+# WhatsApp Business Calling (DESIGN §11.2): the Graph API a session calls by default (a
+# session may name another with `graphApiBase`; production accepts only https URLs of
+# public hosts there), STUN/TURN servers for WebRTC, the addresses offered as ICE host
+# candidates (empty: every interface but loopback), how long ICE and DTLS may take before
+# a call fails, how long a Graph API request may take, and how many threads run the
+# WebRTC legs (each its own event loop, off the media clock's).
+WHATSAPP_GRAPH_API_BASE = env.str(
+    "WHATSAPP_GRAPH_API_BASE", "https://graph.facebook.com/v23.0"
+)
+WHATSAPP_ALLOW_PRIVATE_GRAPH = env.bool("WHATSAPP_ALLOW_PRIVATE_GRAPH", False)
+WHATSAPP_ICE_SERVERS = env.list(
+    "WHATSAPP_ICE_SERVERS", ["stun:stun.l.google.com:19302"]
+)
+WHATSAPP_ICE_ADDRESSES = env.list("WHATSAPP_ICE_ADDRESSES", [])
+WHATSAPP_CONNECT_TIMEOUT_S = env.float(
+    "WHATSAPP_CONNECT_TIMEOUT_S", 20.0, min_value=1.0
+)
+WHATSAPP_GRAPH_TIMEOUT_S = env.float("WHATSAPP_GRAPH_TIMEOUT_S", 10.0, min_value=0.5)
+WHATSAPP_RTC_THREADS = env.int("WHATSAPP_RTC_THREADS", 1, min_value=1)
 
 # Calls and the simulated network. Times are settings so tests (and demos) can shrink them.
 CALL_RING_TIMEOUT_S = env.float("CALL_RING_TIMEOUT_S", 30.0, min_value=0.1)

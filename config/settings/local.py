@@ -11,3 +11,6 @@ WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", True)
 
 # Streams to a bot on your own machine (ws://localhost:…) work locally.
 STREAM_ALLOW_PRIVATE = env.bool("STREAM_ALLOW_PRIVATE", True)
+
+# A Graph API stand-in on your own machine (graphApiBase http://localhost:…) works locally.
+WHATSAPP_ALLOW_PRIVATE_GRAPH = env.bool("WHATSAPP_ALLOW_PRIVATE_GRAPH", True)

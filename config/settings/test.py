@@ -64,3 +64,10 @@ def _free_udp_port() -> int:
 SIP_BIND = f"127.0.0.1:{_free_udp_port()}"
 SIP_RTP_PORTS = (12000, 12999)
 SIP_MEDIA_TIMEOUT_S = 5
+
+# WhatsApp: the fake Graph API of the tests listens on loopback over http, and WebRTC
+# peers meet on loopback with no STUN server.
+WHATSAPP_ALLOW_PRIVATE_GRAPH = True
+WHATSAPP_ICE_SERVERS = []
+WHATSAPP_ICE_ADDRESSES = ["127.0.0.1"]
+WHATSAPP_CONNECT_TIMEOUT_S = 5.0

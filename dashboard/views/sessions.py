@@ -1,5 +1,5 @@
 """Sessions: create (on a carrier the environment allows), connect and pair (QR or code),
-edit a SIP trunk's settings, disconnect, log out, delete."""
+edit a SIP trunk's or a WhatsApp number's settings, disconnect, log out, delete."""
 
 from __future__ import annotations
 
@@ -20,13 +20,25 @@ from calls.models import ConnectionState, Session
 from calls.runtime import control
 from calls.snapshots import carrier_settings_of
 from config.errors import InvalidRequest
-from dashboard.forms import PairingCodeForm, SessionCreateForm, SipSettingsForm
+from dashboard.forms import (
+    CarrierSettingsForm,
+    PairingCodeForm,
+    SessionCreateForm,
+    SipSettingsForm,
+    WhatsAppSettingsForm,
+)
 from dashboard.qr import qr_data_uri
 from dashboard.views.pages import fragment, page
 from dashboard.workspace import Workspace, dashboard_view, first_error
 
 RECENT_CALLS_SHOWN = 10
 SIP = "sip"
+WHATSAPP = "whatsapp"
+# The carriers whose settings object the dashboard edits, and the form of each.
+SETTINGS_FORMS: dict[str, type[CarrierSettingsForm]] = {
+    SIP: SipSettingsForm,
+    WHATSAPP: WhatsAppSettingsForm,
+}
 
 
 def _registers(session: Session) -> bool:
@@ -100,13 +112,15 @@ def _panel_context(ws: Workspace, session: Session) -> dict[str, Any]:
 
 
 def _create(
-    ws: Workspace, form: SessionCreateForm, sip_form: SipSettingsForm | None
+    ws: Workspace,
+    form: SessionCreateForm,
+    settings_forms: dict[str, CarrierSettingsForm],
 ) -> Session | None:
     """Create the session the forms describe, or put each refusal on its field."""
     if not form.is_valid():
         return None
     carrier = form.chosen_carrier()
-    settings_form = sip_form if carrier == SIP else None
+    settings_form = settings_forms.get(carrier)
     if settings_form is not None and not settings_form.is_valid():
         return None
     try:
@@ -118,7 +132,8 @@ def _create(
             carrier_settings=settings_form.settings() if settings_form else None,
         )
     except InvalidRequest as refused:
-        if settings_form is not None and (refused.param or "").split(".")[0] == SIP:
+        on_settings = (refused.param or "").split(".")[0] == carrier
+        if settings_form is not None and on_settings:
             settings_form.show_refusal(refused)
         else:
             on_carrier = refused.param == "carrier" and "carrier" in form.fields
@@ -132,18 +147,22 @@ def session_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
     carriers = carriers_for(ws.environment)
     data = request.POST if request.method == "POST" else None
     form = SessionCreateForm(data, carriers=carriers)
-    # The SIP fields are read (and their errors shown) only when SIP is asked for.
+    # A carrier's fields are read (and their errors shown) only when it is asked for.
     asked = data.get("carrier") if data is not None and len(carriers) > 1 else None
-    sip_data = data if (asked or carriers[0]) == SIP else None
-    sip_form = SipSettingsForm(sip_data) if SIP in carriers else None
+    chosen = asked or carriers[0]
+    settings_forms: dict[str, CarrierSettingsForm] = {
+        carrier: SETTINGS_FORMS[carrier](data if carrier == chosen else None)
+        for carrier in carriers
+        if carrier in SETTINGS_FORMS
+    }
     if request.method == "POST":
         if not ws.can_manage:
             raise PermissionDenied("Only owners and admins can create sessions.")
-        session = _create(ws, form, sip_form)
+        session = _create(ws, form, settings_forms)
         if session is not None:
             messages.success(request, f"Session “{session.display_name}” created.")
             return redirect("dashboard:session", session_id=session.public_id)
-    failed = bool(form.errors or (sip_form is not None and sip_form.errors))
+    failed = bool(form.errors or any(f.errors for f in settings_forms.values()))
     return page(
         request,
         ws,
@@ -151,7 +170,8 @@ def session_list(request: HttpRequest, ws: Workspace) -> HttpResponse:
         {
             "sessions": call_selectors.session_list(ws.environment),
             "form": form,
-            "sip_form": sip_form,
+            "sip_form": settings_forms.get(SIP),
+            "whatsapp_form": settings_forms.get(WHATSAPP),
         },
         section="sessions",
         status=400 if failed else 200,
@@ -174,17 +194,22 @@ def _detail(
     ws: Workspace,
     session: Session,
     *,
-    sip_form: SipSettingsForm | None = None,
+    settings_form: CarrierSettingsForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    """The session's page; with its settings (and, for owners and admins, the form to
+    edit them) when its carrier has a settings object."""
     calls = call_selectors.call_list(ws.environment, session=session)[
         :RECENT_CALLS_SHOWN
     ]
-    sip = carrier_settings_of(session) if session.carrier == SIP else None
-    if sip is not None and sip_form is None and ws.can_manage:
-        sip_form = SipSettingsForm(
-            initial=SipSettingsForm.initial_from(sip), editing=True
-        )
+    carrier = session.carrier
+    form_class = SETTINGS_FORMS.get(carrier)
+    shown = None
+    if form_class is not None:
+        shown = carrier_settings_of(session)
+        if shown is not None and settings_form is None and ws.can_manage:
+            initial = form_class.initial_from(shown)
+            settings_form = form_class(initial=initial, editing=True)
     return page(
         request,
         ws,
@@ -192,8 +217,10 @@ def _detail(
         {
             **_panel_context(ws, session),
             "calls": calls,
-            "sip": sip,
-            "sip_form": sip_form,
+            "sip": shown if carrier == SIP else None,
+            "sip_form": settings_form if carrier == SIP else None,
+            "whatsapp": shown if carrier == WHATSAPP else None,
+            "whatsapp_form": settings_form if carrier == WHATSAPP else None,
         },
         section="sessions",
         status=status,
@@ -213,11 +240,13 @@ def session_detail(
 def session_settings(
     request: HttpRequest, ws: Workspace, session_id: str
 ) -> HttpResponse:
-    """Change a SIP session's settings; a blank password keeps the stored one."""
+    """Change a SIP or WhatsApp session's settings; a blank secret keeps the stored
+    one."""
     session = call_selectors.session_get(ws.environment, session_id)
-    if session.carrier != SIP:
+    form_class = SETTINGS_FORMS.get(session.carrier)
+    if form_class is None:
         raise Http404("This session has no settings to change here.")
-    form = SipSettingsForm(request.POST, editing=True)
+    form = form_class(request.POST, editing=True)
     if form.is_valid():
         try:
             session = services.session_update(
@@ -226,12 +255,12 @@ def session_settings(
         except InvalidRequest as refused:
             form.show_refusal(refused)
         else:
-            saved = "SIP settings saved."
+            saved = f"{form.title} saved."
             if session.active:
                 saved += " The line comes back up with them."
             messages.success(request, saved)
             return _to_session(session)
-    return _detail(request, ws, session, sip_form=form, status=400)
+    return _detail(request, ws, session, settings_form=form, status=400)
 
 
 @require_GET

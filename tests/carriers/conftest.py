@@ -20,8 +20,9 @@ from calls.models import Session
 from calls.runtime.engine import Engine
 from calls.tests.conftest import engine, fast_network, wait_for
 from config import home
-from conftest import Tenant
+from conftest import LiveServer, Tenant
 from tests.carriers import sip_peers, toy
+from tests.carriers.whatsapp_peer import FakeGraph
 
 __all__ = ["Harness", "engine", "fast_network", "harness", "wait_for"]
 
@@ -53,9 +54,13 @@ class Harness:
         if self.carrier == "sip":
             # A trunk sends every INVITE through its server: the outcome's peer.
             body["sip"] = {**body["sip"], "server": self.network.server_of(towards)}
+        if self.carrier == "whatsapp":
+            body["whatsapp"] = self.network.new_number()
         response = client.post(SESSIONS, body, format="json")
         assert response.status_code == 201, response.content
         session_id = response.json()["data"]["sessionId"]
+        if self.carrier == "whatsapp":
+            self.network.register(session_id, body["whatsapp"])
         assert client.post(f"{SESSIONS}/{session_id}/connect").status_code == 200
         if self.carrier == "simulator":
             scanned = client.post(f"/api/v1/test-helpers/sessions/{session_id}/scan")
@@ -67,8 +72,8 @@ class Harness:
 
     def call_in(self, session_id: str, behaviour: str) -> str:
         """The network delivers a call from ``caller``: ``echo`` or ``gives_up``."""
-        if self.carrier == "sip":
-            return self.network.call_in(session_id, behaviour)
+        if self.carrier in ("sip", "whatsapp"):
+            return str(self.network.call_in(session_id, behaviour))
         if self.carrier == "simulator":
             response = self.client().post(
                 f"/api/v1/test-helpers/sessions/{session_id}/incoming-calls",
@@ -86,12 +91,16 @@ class Harness:
         return home.run_sync(driver.call_in(session_id, self.caller, behaviour))
 
     def peer_leg(self, engine: Engine, call_id: str) -> Any:
-        if self.carrier in ("simulator", "sip"):
+        if self.carrier in ("simulator", "sip", "whatsapp"):
             runtime = engine.runtimes.get(call_id)
             return runtime.leg if runtime is not None else None
         return toy_driver().legs.get(call_id)
 
     def peer_heard_hangup(self, leg: Any) -> bool:
+        if self.carrier == "whatsapp":
+            # Meta heard of it: a terminate (or a reject) for the call.
+            actions = self.network.fake.actions_of(leg.wacid)
+            return bool({"terminate", "reject"} & set(actions))
         if self.carrier in ("simulator", "sip"):
             return bool(leg.ended)
         return "hangup" in leg.events
@@ -100,6 +109,9 @@ class Harness:
         """The far end of an answered call hangs up."""
         if self.carrier == "sip":
             self.network.caller.hangup()
+            return
+        if self.carrier == "whatsapp":
+            self.network.fake.user_hangs_up(self.peer_leg(engine, call_id).wacid)
             return
         leg = self.peer_leg(engine, call_id)
 
@@ -201,6 +213,71 @@ class SipNetwork:
         return str(call.public_id)
 
 
+@pytest.fixture
+def with_whatsapp(settings: Any) -> Any:
+    """Enable the WhatsApp carrier for live environments."""
+    settings.SWITCHBOARD_CARRIERS = ["simulator", "whatsapp"]
+    return settings
+
+
+class WhatsAppNetwork:
+    """Meta for the contract: a fake Graph API and aiortc peers playing WhatsApp users."""
+
+    CALLER = "+4915112345678"
+
+    def __init__(self, fake: FakeGraph, server: LiveServer) -> None:
+        self.fake = fake
+        self.server = server
+        self.numbers: dict[str, str] = {}  # session id → phone number id
+
+    def new_number(self) -> dict[str, str]:
+        """A fresh business number's settings object, as a session is created with."""
+        return {
+            "phoneNumberId": str(secrets.randbelow(10**14) + 10**14),
+            "accessToken": "EAAG" + secrets.token_urlsafe(32),
+            "appSecret": secrets.token_hex(16),
+            "graphApiBase": self.fake.base_url,
+        }
+
+    def register(self, session_id: str, number: dict[str, str]) -> None:
+        """Meta learns the number and the session's webhook URL (the app's setup)."""
+        self.numbers[session_id] = number["phoneNumberId"]
+        self.fake.add_number(
+            number["phoneNumberId"],
+            access_token=number["accessToken"],
+            app_secret=number["appSecret"],
+            display_phone_number="1 555-010-" + number["phoneNumberId"][-4:],
+            webhook_url=f"{self.server.url}/carriers/whatsapp/{session_id}/webhook",
+        )
+
+    def call_in(self, session_id: str, behaviour: str) -> str:
+        """A WhatsApp user calls the line; the call's id once it rings here."""
+        from calls.models import Call
+
+        wacid = self.fake.call_in(
+            self.numbers[session_id],
+            self.CALLER.lstrip("+"),
+            gives_up=behaviour == "gives_up",
+        )
+        call = wait_for(
+            lambda: Call.objects.filter(carrier_ref=wacid).first(), timeout=10
+        )
+        return str(call.public_id)
+
+
+@pytest.fixture(scope="session")
+def fake_graph() -> Iterator[FakeGraph]:
+    with FakeGraph() as fake:
+        yield fake
+
+
+@pytest.fixture
+def whatsapp_network(
+    fake_graph: FakeGraph, asgi_server: LiveServer, with_whatsapp: Any
+) -> WhatsAppNetwork:
+    return WhatsAppNetwork(fake_graph, asgi_server)
+
+
 @pytest.fixture(scope="session")
 def sip_network() -> Iterator[SipNetwork]:
     sip_peers.require_peers()
@@ -208,7 +285,7 @@ def sip_network() -> Iterator[SipNetwork]:
         yield SipNetwork(stack)
 
 
-@pytest.fixture(params=["simulator", "toy", "sip"])
+@pytest.fixture(params=["simulator", "toy", "sip", "whatsapp"])
 def harness(
     request: pytest.FixtureRequest, tenant: Tenant, engine: Engine, fast_network: Any
 ) -> Iterator[Harness]:
@@ -248,6 +325,26 @@ def harness(
                 },
             },
             network=network,
+        )
+        return
+    if request.param == "whatsapp":
+        wa: WhatsAppNetwork = request.getfixturevalue("whatsapp_network")
+        yield Harness(
+            carrier="whatsapp",
+            environment="live",
+            lossless=False,
+            # WhatsApp has no busy signal: a user on another call is offered the call.
+            addresses={
+                "echo": "+15550000001",
+                "no_answer": "+15550000004",
+                "declines": "+15550000005",
+                "hangs_up": "+15550000006",
+                "unreachable": "+15550000007",
+            },
+            caller=WhatsAppNetwork.CALLER,
+            tenant=tenant,
+            session_body={"carrier": "whatsapp"},
+            network=wa,
         )
         return
     request.getfixturevalue("with_toy")

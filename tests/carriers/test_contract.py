@@ -93,6 +93,8 @@ def test_an_answering_peer_rings_answers_and_the_call_completes(
 def test_a_peer_that_does_not_answer_ends_the_call_with_its_reason(
     harness: Harness, outcome: str, reason: str
 ) -> None:
+    if outcome not in harness.addresses:
+        pytest.skip(f"the {harness.carrier} network has no {outcome} signal")
     session_id = harness.ready_session(outcome)
     call = place(harness, session_id, outcome)
     data = settled(harness, session_id, call["callId"], "ended")

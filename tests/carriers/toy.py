@@ -123,7 +123,7 @@ class ToyCarrier(Carrier):
         return shown, secrets
 
     def describe_settings(
-        self, shown: Mapping[str, Any], secrets: Mapping[str, Any]
+        self, shown: Mapping[str, Any], secrets: Mapping[str, Any], session_id: str = ""
     ) -> dict[str, Any] | None:
         token = str(secrets.get("token", ""))
         return {

@@ -36,7 +36,7 @@ class SipCarrier(Carrier):
         return sip_settings.validate(raw, current, current_secrets)
 
     def describe_settings(
-        self, shown: Mapping[str, Any], secrets: Mapping[str, Any]
+        self, shown: Mapping[str, Any], secrets: Mapping[str, Any], session_id: str = ""
     ) -> dict[str, Any] | None:
         return sip_settings.describe(shown, secrets)
 
