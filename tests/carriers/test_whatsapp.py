@@ -647,3 +647,72 @@ def test_a_terminate_with_errors_before_the_answer_is_a_failure_with_metas_code(
         "code": "131000",
         "message": "Something went wrong",
     }
+
+
+def test_a_whatsapp_call_is_recorded_and_muted_like_any_call(
+    tenant: Tenant,
+    whatsapp_network: WhatsAppNetwork,
+    engine: Engine,
+    asgi_server: LiveServer,
+) -> None:
+    """The three recordings hold what was said each way (the inbound one is the
+    user's echo of the sweep), and while muted the user hears silence."""
+    import io
+
+    import soundfile
+    from django.core.files.storage import default_storage
+
+    from recordings.models import Recording
+
+    fake = whatsapp_network.fake
+    session_id, _ = connected(tenant, whatsapp_network)
+    placed = tenant.client("live").post(
+        f"{SESSIONS}/{session_id}/calls",
+        {"to": "+15550000001", "record": True},
+        format="json",
+    )
+    call_id = placed.json()["data"]["callId"]
+    settled(tenant, session_id, call_id, "active")
+    wacid = Call.objects.get(public_id=call_id).carrier_ref
+    wait_for(lambda: fake.users[wacid].connected, timeout=15)
+    url = f"{asgi_server.ws_url}{SESSIONS}/{session_id}/calls/{call_id}/media"
+    signal = chirp(4.0, amplitude=0.4)
+    mute_url = f"{SESSIONS}/{session_id}/calls/{call_id}/mute"
+
+    async def scenario() -> tuple[int, int]:
+        async with MediaClient(url, tenant.live_key) as client:
+            await client.wait_for(lambda: client.messages)
+            await client.stream(signal)
+            await asyncio.sleep(1.0)
+            muted = await asyncio.to_thread(
+                tenant.client("live").post, mute_url, {"muted": True}, format="json"
+            )
+            assert muted.json()["data"]["audioMuted"] is True
+            heard_before = len(fake.users[wacid].heard())
+            await client.stream(signal[: 16_000 * 2])
+            await asyncio.sleep(0.5)
+            return heard_before, len(fake.users[wacid].heard())
+
+    before, after = asyncio.run(scenario())
+    # What the user heard after the mute took hold (a little later: queued frames).
+    tail = fake.users[wacid].heard()[before + 48_000 // 2 : after]
+    assert len(tail) > 48_000
+    assert float(np.max(np.abs(tail))) < 0.01
+    tenant.client("live").post(f"{SESSIONS}/{session_id}/calls/{call_id}/end")
+    recordings = wait_for(
+        lambda: (
+            (
+                found := {
+                    r.kind: r for r in Recording.objects.filter(call__public_id=call_id)
+                }
+            )
+            and len(found) == 3
+            and found
+        ),
+        timeout=15,
+    )
+    assert all(r.duration_ms >= 4000 for r in recordings.values())
+    with default_storage.open(recordings["inbound"].file_name, "rb") as stored:
+        inbound, rate = soundfile.read(io.BytesIO(stored.read()), dtype="float32")
+    assert rate == 16_000
+    assert heard_fraction(inbound, signal) >= 0.9

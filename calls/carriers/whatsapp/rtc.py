@@ -36,6 +36,8 @@ T = TypeVar("T")
 # stalled loop, a burst) is dropped from the front so latency stays bounded.
 MAX_QUEUED_FRAMES = 10
 OPUS_RATE = 48_000
+# Speech in Opus at 16 kHz: 32 kbit/s is transparent for a voice call.
+OPUS_BITRATE = 32_000
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 
 
@@ -151,10 +153,12 @@ async def on_loop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T])
 
 def _outbound_track(peer: Peer) -> Any:
     from aiortc import MediaStreamTrack
-    from av import AudioFrame
+    from av import AudioFrame, CodecContext
 
     class OutboundTrack(MediaStreamTrack):
-        """The tick's frames, paced out at 20 ms (silence when none is waiting)."""
+        """The tick's frames, paced out at 20 ms (silence when none is waiting) and
+        encoded here: Opus takes 16 kHz mono as it is, so there is no resampling, and
+        aiortc only packetises what it is handed (no encoder thread hop per frame)."""
 
         kind = "audio"
 
@@ -163,34 +167,44 @@ def _outbound_track(peer: Peer) -> Any:
             self._start = 0.0
             self._pts = 0
             self._time_base = fractions.Fraction(1, SAMPLE_RATE)
+            codec: Any = CodecContext.create("libopus", "w")
+            codec.format = "s16"
+            codec.layout = "mono"
+            codec.sample_rate = SAMPLE_RATE
+            codec.bit_rate = OPUS_BITRATE
+            codec.time_base = self._time_base
+            codec.options = {"application": "voip", "frame_duration": "20"}
+            self._codec = codec
+            self._silence = np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
 
         async def recv(self) -> Any:
             if self.readyState != "live":
                 from aiortc.mediastreams import MediaStreamError
 
                 raise MediaStreamError
-            if self._start:
-                self._pts += FRAME_SAMPLES
-                wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                elif wait < -0.2:
-                    # The loop stalled: carry on from now rather than burst to catch up.
-                    self._start = time.monotonic() - self._pts / SAMPLE_RATE
-            else:
-                self._start = time.monotonic()
-            queue = peer.outbound
-            samples = queue.popleft() if queue else None
-            pcm = (
-                np.zeros((1, FRAME_SAMPLES), dtype=np.int16)
-                if samples is None
-                else samples.reshape(1, -1)
-            )
-            frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = self._pts
-            frame.time_base = self._time_base
-            return frame
+            while True:
+                if self._start:
+                    self._pts += FRAME_SAMPLES
+                    wait = self._start + self._pts / SAMPLE_RATE - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    elif wait < -0.2:
+                        # The loop stalled: carry on from now rather than burst.
+                        self._start = time.monotonic() - self._pts / SAMPLE_RATE
+                else:
+                    self._start = time.monotonic()
+                queue = peer.outbound
+                samples = queue.popleft() if queue else None
+                pcm = self._silence if samples is None else samples.reshape(1, -1)
+                frame = AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+                frame.sample_rate = SAMPLE_RATE
+                frame.pts = self._pts
+                frame.time_base = self._time_base
+                for packet in self._codec.encode(frame):
+                    # Our own clock, not the encoder's (whose first pts is negative).
+                    packet.pts = self._pts
+                    packet.time_base = self._time_base
+                    return packet
 
     return OutboundTrack()
 
@@ -283,12 +297,14 @@ class Peer:
                 return
             channels = len(frame.layout.channels)
             data = frame.to_ndarray().reshape(-1)
+            if channels > 1:
+                # WhatsApp sends mono voice: the decoder's channels are the same.
+                data = data[::channels]
             if data.dtype == np.int16:
-                samples = data.astype(np.float32) * (1.0 / 32768.0)
+                samples = data.astype(np.float32)
+                samples *= 1.0 / 32768.0
             else:
                 samples = data.astype(np.float32)
-            if channels > 1:
-                samples = samples.reshape(-1, channels).mean(axis=1, dtype=np.float32)
             if resampler is None or frame.sample_rate != rate:
                 rate = int(frame.sample_rate or OPUS_RATE)
                 resampler = StreamResampler(rate, SAMPLE_RATE)
