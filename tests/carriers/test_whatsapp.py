@@ -716,3 +716,24 @@ def test_a_whatsapp_call_is_recorded_and_muted_like_any_call(
         inbound, rate = soundfile.read(io.BytesIO(stored.read()), dtype="float32")
     assert rate == 16_000
     assert heard_fraction(inbound, signal) >= 0.9
+
+
+def test_meta_refusing_the_accept_ends_the_call_failed_with_its_code(
+    tenant: Tenant, whatsapp_network: WhatsAppNetwork, engine: Engine
+) -> None:
+    """The token was revoked at Meta after the line came up: accepting a call gets
+    Meta's 401 (code 190), and the call ends ``failed`` with it rather than hanging."""
+    session_id, number = connected(tenant, whatsapp_network)
+    call_id = whatsapp_network.call_in(session_id, "echo")
+    whatsapp_network.fake.add_number(
+        number["phoneNumberId"],
+        access_token="EAAG-revoked-and-replaced",
+        app_secret=number["appSecret"],
+        display_phone_number="15550100001",
+        webhook_url=f"{whatsapp_network.server.url}{webhook(session_id)}",
+    )
+    tenant.client("live").post(f"{SESSIONS}/{session_id}/calls/{call_id}/accept")
+    data = settled(tenant, session_id, call_id, "ended")
+    assert data["endReason"] == "failed"
+    assert data["endDetail"]["code"] == "190"
+    wait_for(lambda: call_id not in engine.runtimes)
