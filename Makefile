@@ -42,7 +42,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	@$(BIN)/python manage.py bootstrap_demo
+	@$(BIN)/python manage.py bootstrap_demo --base-url http://$(HOST):$(PORT)
 	@echo "==> Serving API, media sockets, admin and dashboard on http://$(HOST):$(PORT) (Ctrl-C stops)"
 	$(BIN)/daphne --bind $(HOST) --port $(PORT) --proxy-headers --websocket-max-message-size 131072 config.asgi:application
 

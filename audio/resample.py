@@ -81,3 +81,68 @@ class FrameAssembler:
         """Remove and return the complete frames, oldest first."""
         frames, self._ready = self._ready, []
         return frames
+
+
+class SteadyResampler:
+    """Resample by a small rational ratio (16 kHz → 8 or 24 kHz) with output in step
+    with the input: every 20 ms in gives exactly 20 ms out, about a millisecond later.
+
+    soxr's streaming filters emit in blocks (at HQ, 16 → 8 kHz yields nothing for four
+    20 ms chunks and then 100 ms at once), which is right for files and wrong for a
+    stream whose frames must leave every 20 ms. This is a polyphase FIR: a Kaiser-
+    windowed sinc cut off at 0.95 of the lower rate's Nyquist (telephone speech at 8 kHz
+    keeps its 300–3400 Hz band flat), kept state across chunks; its delay is compensated,
+    so output sample n is input time n · in_rate / out_rate, as with soxr.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        from math import gcd
+
+        common = gcd(in_rate, out_rate)
+        self.up = out_rate // common
+        self.down = in_rate // common
+        if self.up > 16 or self.down > 16:
+            raise ValueError("SteadyResampler takes small ratios (such as 2:1, 3:2)")
+        # Taps per phase: odd (a whole-sample delay), about 100 at the input rate.
+        taps = (97 // self.up) | 1
+        self.in_rate, self.out_rate, self.taps = in_rate, out_rate, taps
+        length = taps * self.up
+        cutoff = 0.95 * min(in_rate, out_rate) / 2  # Hz
+        fraction = 2 * cutoff / (in_rate * self.up)  # of the upsampled rate's Nyquist
+        centre = (length - 1) / 2
+        n = np.arange(length, dtype=np.float64) - centre
+        kernel = fraction * np.sinc(fraction * n) * np.kaiser(length, 7.0)
+        kernel *= self.up / kernel.sum()
+        # Phase p's taps, reversed so a window of input dots with them directly.
+        self._phases = np.ascontiguousarray(
+            kernel.reshape(taps, self.up).T[:, ::-1], dtype=np.float32
+        )
+        self._history = np.zeros(taps - 1, dtype=np.float32)
+        # The next output's place, in upsampled samples; starting at the filter's
+        # centre makes output n line up with input time n · down / up.
+        self._position = int(centre)
+
+    def process(self, chunk: npt.ArrayLike) -> Samples:
+        samples = np.asarray(chunk, dtype=np.float32)
+        if not len(samples):
+            return np.zeros(0, dtype=np.float32)
+        extended = np.concatenate((self._history, samples))
+        span = len(samples) * self.up
+        places = np.arange(self._position, span, self.down)
+        inputs, phases = np.divmod(places, self.up)
+        out = np.empty(len(places), dtype=np.float32)
+        for phase in range(self.up):
+            chosen = phases == phase
+            if chosen.any():
+                # Each window of input dotted with the phase's taps (np.correlate).
+                filtered = np.correlate(extended, self._phases[phase], mode="valid")
+                out[chosen] = filtered[inputs[chosen]]
+        if len(places):
+            self._position = int(places[-1]) + self.down - span
+        else:
+            self._position -= span
+        self._history = extended[-(self.taps - 1) :].copy()
+        return out
+
+    def flush(self) -> Samples:
+        return np.zeros(0, dtype=np.float32)

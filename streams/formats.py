@@ -2,9 +2,13 @@
 
 A call moves 20 ms frames of 16 kHz float32. A stream speaks one of four formats in
 20 ms chunks: G.711 μ-law at 8 kHz, 16-bit little-endian PCM at 16 or 24 kHz, or
-32-bit little-endian float at 16 kHz. Rate conversion keeps one soxr streaming
-resampler per track and direction, so chunk boundaries never click; a FrameAssembler
-cuts its bursty output into chunks of exactly 20 ms.
+32-bit little-endian float at 16 kHz. Rate conversion keeps one streaming resampler
+per track and direction, so chunk boundaries never click. Towards the receiver it is a
+steady polyphase filter: each 20 ms of the call becomes 20 ms on the wire at once, so
+chunks leave every 20 ms whatever the format (soxr's block-wise output would send 8 kHz
+in bursts of five every 100 ms). From the receiver, whose chunks arrive as the network
+delivers them anyway, it is soxr; a FrameAssembler cuts what comes out into chunks of
+exactly 20 ms.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from audio.codecs import (
     mulaw_encode,
     pcm16_to_float,
 )
-from audio.resample import FrameAssembler, StreamResampler
+from audio.resample import FrameAssembler, SteadyResampler, StreamResampler
 
 Samples = npt.NDArray[np.float32]
 
@@ -70,18 +74,17 @@ class TrackEncoder:
     """Turn the call's 20 ms frames of one track into 20 ms chunks of a wire format."""
 
     def __init__(self, fmt: WireFormat, *, quality: str = "HQ") -> None:
+        # ``quality`` is the receiving direction's (soxr); sending is steady.
         self.format = fmt
         self.quality = quality
-        self._resampler: StreamResampler | None = None
+        self._resampler: SteadyResampler | None = None
         self._assembler: FrameAssembler | None = None
         self.reset()
 
     def reset(self) -> None:
         """Forget the resampler's state: the next frame starts a fresh stream."""
         if self.format.rate != SAMPLE_RATE:
-            self._resampler = StreamResampler(
-                SAMPLE_RATE, self.format.rate, quality=self.quality
-            )
+            self._resampler = SteadyResampler(SAMPLE_RATE, self.format.rate)
             self._assembler = FrameAssembler(self.format.chunk_samples)
 
     def encode(self, frame: Samples) -> list[bytes]:

@@ -160,6 +160,9 @@ class WavixDialect(Dialect):
         return _dumps(
             {
                 **self._head("start"),
+                # Where Wavix's documentation puts them, beside the nested copies.
+                "stream_type": ident.type,
+                "channel": ident.channel,
                 "start": {
                     "call_id": ident.call_id,
                     "stream_id": ident.stream_id,

@@ -149,3 +149,12 @@ def test_a_stale_choice_in_the_login_session_falls_back_to_an_own_environment(
     client = browser_for(user, outsider.live)  # e.g. the membership was removed since
     assert client.get("/dashboard/").status_code == 200
     assert client.session[DASHBOARD_ENVIRONMENT_KEY] == str(tenant.test.public_id)
+
+
+def test_bootstrap_demo_prints_the_urls_of_the_port_served() -> None:
+    out = io.StringIO()
+    call_command("bootstrap_demo", "--base-url", "http://127.0.0.1:8123", stdout=out)
+    printed = out.getvalue()
+    assert "http://127.0.0.1:8123/dashboard/" in printed
+    assert "http://127.0.0.1:8123/api/v1/environment" in printed
+    assert ":8000" not in printed

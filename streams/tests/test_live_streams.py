@@ -189,6 +189,34 @@ def test_each_format_decodes_back_to_the_audio_sent(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_leaves_paced_at_20_ms(
+    tenant: Tenant, asgi_server: LiveServer, fmt: str
+) -> None:
+    """Chunks reach the receiver one per 20 ms of the call in every format: the gap
+    between consecutive media messages is 20 ms for nine in ten (a resampled format
+    used to arrive in bursts of five every 100 ms)."""
+    session_id, call_id, _ = place(tenant.client())
+
+    async def scenario() -> list[float]:
+        async with Receiver() as rx:
+            await create_stream(
+                tenant, session_id, call_id, url=rx.url, channel="outbound", format=fmt
+            )
+            connection = await rx.connection()
+            await rx.wait_for(lambda: len(connection.events("media")) >= 160, 15)
+            return [
+                at
+                for at, message in list(connection.messages)
+                if message.get("event") == "media"
+            ]
+
+    arrivals = asyncio.run(scenario())[10:160]  # past the start-up
+    gaps_ms = np.diff(arrivals) * 1000
+    assert float(np.percentile(gaps_ms, 90)) <= 25, np.round(gaps_ms, 1).tolist()
+    assert float(np.median(gaps_ms)) >= 10, np.round(gaps_ms, 1).tolist()
+
+
 # ---------------------------------------------------------------- twoway
 
 

@@ -25,6 +25,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", help="Print only a JSON object."
         )
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the server is reached, for the URLs printed "
+            "(make run passes its HOST and PORT).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
@@ -74,15 +80,16 @@ class Command(BaseCommand):
                 f"{'Created' if created else 'Found'} {DEMO_ACCOUNT} ({result['accountId']})."
             )
         )
+        base = str(options["base_url"]).rstrip("/")
         self.stdout.write(
             "\n"
             f"  Test API key:  {test_key.secret}\n"
             f"  Live API key:  {live_key.secret}\n"
             "  (shown once; every run of bootstrap_demo issues fresh keys)\n\n"
-            f"  Admin:      http://127.0.0.1:8000/admin/      user {ADMIN_USER}  "
+            f"  Admin:      {base}/admin/      user {ADMIN_USER}  "
             f"password {admin_password}\n"
-            f"  Dashboard:  http://127.0.0.1:8000/dashboard/  user {OWNER_USER}  "
+            f"  Dashboard:  {base}/dashboard/  user {OWNER_USER}  "
             f"password {owner_password}\n\n"
             '  Try:  curl -H "Authorization: Bearer $TEST_KEY" '
-            "http://127.0.0.1:8000/api/v1/environment\n"
+            f"{base}/api/v1/environment\n"
         )
