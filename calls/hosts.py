@@ -65,12 +65,21 @@ def reap_orphaned_calls(*, alive_host: str | None = None) -> int:
     orphans = (
         Call.objects.exclude(state=CallState.ENDED)
         .exclude(host__in=alive)
-        .values_list("pk", flat=True)
+        .values_list("pk", "host", "answered_at", "created_at")
     )
+    last_beats = dict(EngineHost.objects.values_list("host_id", "last_seen"))
     count = 0
-    for pk in list(orphans[:1000]):
+    for pk, host, answered_at, created_at in list(orphans[:1000]):
+        # The call died with its host: it ended at the host's last beat (never before
+        # it began), not when the reaper noticed.
+        ended_at = last_beats.get(host)
+        if ended_at is not None:
+            ended_at = max(ended_at, answered_at or created_at)
         if services.call_transition(
-            call_id=pk, to=CallState.ENDED, end_reason=EndReason.FAILED
+            call_id=pk,
+            to=CallState.ENDED,
+            end_reason=EndReason.FAILED,
+            ended_at=ended_at,
         ):
             runtime_hooks.call_reaped(pk)
             count += 1

@@ -7,6 +7,7 @@ services lock the row, ask the session's driver, save, and tell (events).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -295,11 +296,13 @@ def call_transition(
     end_reason: str = "",
     only_from: frozenset[str] | None = None,
     end_detail: dict[str, str] | None = None,
+    ended_at: datetime | None = None,
 ) -> Call | None:
     """Move a call to ``to`` if the state machine allows it now; None if it lost a race.
 
     ``only_from`` narrows the allowed current states (a rejection or a ring timeout may
     only end a call that is still ringing, never one that was answered meanwhile).
+    ``ended_at`` backdates an end (a dead host's call ended when it last beat).
     """
     sources = sm.sources_of(to) if only_from is None else sm.sources_of(to) & only_from
     now = timezone.now()
@@ -309,7 +312,7 @@ def call_transition(
     elif to == CallState.ACTIVE:
         changes["answered_at"] = now
     elif to == CallState.ENDED:
-        changes["ended_at"] = now
+        changes["ended_at"] = min(ended_at, now) if ended_at is not None else now
         changes["end_reason"] = end_reason or EndReason.COMPLETED
         if end_detail:
             changes["end_detail"] = end_detail

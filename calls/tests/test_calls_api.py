@@ -916,3 +916,41 @@ def test_a_call_outlasting_the_staleness_window_is_not_reaped(
     hosts.reap_orphaned_calls()  # what the periodic reaper runs
     assert snapshot(client, call)["state"] == "active"
     assert ended_reasons(call) == []
+
+
+def test_a_dead_hosts_call_ends_at_its_last_beat_not_when_it_was_noticed(
+    tenant: Tenant, engine: Engine
+) -> None:
+    """A process dies with a call answered 90 s ago and last beat 60 s ago: the reaper
+    ends it ``failed`` with 30 s of duration, not 90."""
+    from datetime import timedelta
+
+    client = tenant.client()
+    call = place(client, ready_session(client), TALKER)
+    wait_for(state_is(call, "active"))
+    call_id = call["callId"]
+    now = timezone.now()
+    EngineHost.objects.create(
+        host_id="gone:1:dead",
+        hostname="gone",
+        pid=1,
+        last_seen=now - timedelta(seconds=60),
+    )
+    # The call as the dead process left it (this engine forgets its runtime first).
+    from config import home
+
+    async def forget() -> None:
+        engine.runtimes[call_id].drop()
+
+    home.run_sync(forget())
+    Call.objects.filter(public_id=call_id).update(
+        host="gone:1:dead",
+        state="active",
+        end_reason="",
+        ended_at=None,
+        answered_at=now - timedelta(seconds=90),
+    )
+    assert hosts.reap_orphaned_calls(alive_host=engine.host_id) == 1
+    data = snapshot(client, call)
+    assert (data["state"], data["endReason"]) == ("ended", "failed")
+    assert 29_000 <= data["durationMs"] <= 31_000
