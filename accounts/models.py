@@ -37,6 +37,10 @@ class Environment(PublicIdModel):
         default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
     )
     record_calls = models.BooleanField(default=True)
+    # How long events and their webhook deliveries are kept (then purged in batches).
+    event_retention_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
     signing_secret = models.CharField(max_length=100, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 

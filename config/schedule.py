@@ -69,6 +69,13 @@ JOBS = (
         "recordings.purge",
         interval_setting="RECORDING_PURGE_INTERVAL_S",
     ),
+    # Events, webhook deliveries and attempts past their environment's retention, and
+    # idempotency records past 24 h (events/retention.py), in batches.
+    Job(
+        "purge expired events",
+        "events.purge_expired",
+        interval_setting="EVENT_PURGE_INTERVAL_S",
+    ),
     # Webhook retries due later than WEBHOOK_COUNTDOWN_MAX_S, deliveries whose task was
     # lost, and attempts whose worker died (events/delivery.py): at most a sweep late.
     Job(

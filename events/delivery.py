@@ -1,7 +1,10 @@
-"""Webhook delivery: fan-out after commit, signed attempts, retries with backoff.
+"""Webhook delivery: an outbox written with the event, signed attempts, retries.
 
-Life of a delivery. ``event_emit`` commits an event; its commit hook (``fan_out``) gives
-every enabled endpoint that wants the event a ``WebhookDelivery`` row and queues attempt 1.
+Life of a delivery. ``event_emit`` writes an event and, in the same transaction
+(``create_deliveries``), a ``WebhookDelivery`` row for every enabled endpoint that wants
+it: an event is never committed without its deliveries. Once it commits, attempt 1 of
+each is queued (``queue_deliveries``); if the process dies in between, the beat sweep
+finds the pending rows past their due time and queues them.
 An attempt first takes its row — ``(delivery, number)`` is unique, so an attempt that runs
 twice (a redelivered Celery task, the sweep racing a countdown) sends nothing the second
 time — then POSTs outside any transaction, then records the outcome and queues the next
@@ -98,6 +101,20 @@ def _attempt_locally(delivery_id: str, number: int, manual: bool) -> None:
 
 def fan_out(event: Event) -> list[WebhookDelivery]:
     """Give every enabled endpoint that wants ``event`` a delivery, and queue attempt 1."""
+    deliveries = create_deliveries(event)
+    queue_deliveries(deliveries)
+    return deliveries
+
+
+def queue_deliveries(deliveries: list[WebhookDelivery]) -> None:
+    """Queue attempt 1 of deliveries whose rows are committed."""
+    for delivery in deliveries:
+        enqueue(str(delivery.public_id), 1)
+
+
+def create_deliveries(event: Event) -> list[WebhookDelivery]:
+    """The outbox rows of ``event``: one per enabled endpoint that wants it (written in
+    the caller's transaction; nothing is queued here)."""
     endpoints = [
         endpoint
         for endpoint in WebhookEndpoint.objects.filter(
@@ -119,8 +136,6 @@ def fan_out(event: Event) -> list[WebhookDelivery]:
     ]
     # A conflict means this event was fanned out already: its task finds no row of ours.
     WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
-    for delivery in deliveries:
-        enqueue(str(delivery.public_id), 1)
     return deliveries
 
 

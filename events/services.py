@@ -45,18 +45,24 @@ def event_emit(
     data: dict[str, Any],
     session_public_id: uuid.UUID | str | None = None,
 ) -> Event:
-    """Write an event in the caller's transaction; publish and fan it out once that commits."""
-    event = Event.objects.create(
-        environment=environment,
-        type=type,
-        data=data,
-        session_public_id=session_public_id,
-    )
+    """Write an event and its webhook deliveries (the outbox) in the caller's
+    transaction; publish it and queue the deliveries once that commits."""
+    with transaction.atomic():
+        event = Event.objects.create(
+            environment=environment,
+            type=type,
+            data=data,
+            session_public_id=session_public_id,
+        )
+        deliveries = webhook_delivery.create_deliveries(event)
     envelope = envelope_of(event)
     env_id = environment.public_id
     transaction.on_commit(lambda: bus.publish(env_id, envelope))
-    # Robust: a webhook problem is logged, never raised into the code that emitted.
-    transaction.on_commit(lambda: webhook_delivery.fan_out(event), robust=True)
+    if deliveries:
+        # Robust: a queueing problem is logged (the sweep queues the rows later).
+        transaction.on_commit(
+            lambda: webhook_delivery.queue_deliveries(deliveries), robust=True
+        )
     return event
 
 

@@ -26,3 +26,11 @@ def deliver_webhook(delivery_id: str, number: int, manual: bool = False) -> str 
 def sweep_webhook_deliveries() -> int:
     """Queue overdue webhook deliveries and close attempts whose worker died."""
     return delivery.sweep()
+
+
+@shared_task(name="events.purge_expired", soft_time_limit=1800, time_limit=1860)
+def purge_expired() -> dict[str, int]:
+    """Delete events, deliveries, attempts and idempotency records past retention."""
+    from events import retention
+
+    return retention.purge_expired()

@@ -327,7 +327,7 @@ def parse_incoming(text: str, own_ids: frozenset[str]) -> Incoming:
     """Read one text frame from a receiver; anything unusable becomes Invalid."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return Invalid("a text frame that is not JSON")
     if not isinstance(message, dict):
         return Invalid("a JSON frame that is not an object")

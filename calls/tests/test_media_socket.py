@@ -218,6 +218,8 @@ def test_marks_arrive_when_the_audio_has_been_played_not_when_received(
         ('{"type": "dance"}', "invalid_message"),
         ('{"type": "mark"}', "invalid_message"),
         ("[1, 2]", "invalid_message"),
+        ("[" * 3000 + "]" * 3000, "invalid_message"),  # nested past the parser
+        ('{"type": "mark", "name": "' + "x" * 9000 + '"}', "message_too_large"),
     ],
 )
 def test_bad_frames_get_an_error_and_the_socket_stays_open(

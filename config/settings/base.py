@@ -221,8 +221,20 @@ JSON_CAMEL_CASE = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Switchboard API",
     "DESCRIPTION": (
-        "Live voice calls with real-time audio streaming. Every request carries "
-        "`Authorization: Bearer <api key>`; errors are RFC 9457 problem details."
+        "Live voice calls with real-time audio streaming.\n\n"
+        "- Every request carries `Authorization: Bearer <api key>`; a key sees only "
+        "its own environment (another's objects are 404).\n"
+        "- Bodies are JSON with camelCase names (the audio upload is multipart).\n"
+        "- A success is `{\"data\": …}`; a list is a page, `{\"data\": [...], "
+        '\"nextCursor\": …}`, newest first, with `?limit=` (1–100, default 25) and '
+        "`?cursor=`.\n"
+        "- Errors are RFC 9457 problem details (`application/problem+json`) with a "
+        "stable `code`, `param` when one field is at fault, and `requestId`; every "
+        "response carries `X-Request-Id`.\n"
+        "- Creating POSTs honour `Idempotency-Key`.\n"
+        "- Beyond JSON: the live media socket (a WebSocket), Server-Sent Events on the "
+        "event routes, and a Twilio-compatible hang-up endpoint, each documented as an "
+        "operation."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -232,10 +244,39 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "CAMELIZE_NAMES": False,
+    # The API reads other bodies too, but documents JSON only (the upload says
+    # multipart itself): generators given a choice send form data nested bodies lose.
+    "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
+    "TAGS": [
+        {"name": "Environment", "description": "The calling key's environment."},
+        {"name": "Sessions", "description": "Linked lines: pair, connect, unlink."},
+        {"name": "Calls", "description": "Place, answer, control and list calls."},
+        {"name": "Media", "description": "The live media socket of a call."},
+        {"name": "Streams", "description": "Dial-out media streams (Wavix/Twilio)."},
+        {"name": "Assets", "description": "Uploaded audio to play into calls."},
+        {"name": "Playback", "description": "Play assets into a call, or stop."},
+        {"name": "Recordings", "description": "WAV recordings of calls."},
+        {"name": "Events", "description": "The event log: JSON pages or SSE."},
+        {"name": "Webhooks", "description": "Signed event deliveries."},
+        {
+            "name": "Test helpers",
+            "description": "The simulated network (test environments only).",
+        },
+        {
+            "name": "Twilio compatibility",
+            "description": "Twilio's Call resource, for bots that hang up through it.",
+        },
+    ],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.schema.camelize_path_parameters",
         "config.api.schema.add_problem_responses",
+        "config.api.schema.add_links",
+        "config.api.schema.add_examples",
+        # Routes outside DRF, documented by their apps.
+        "calls.api.media.document_media_socket",
+        "streams.api.twilio.document_call_resource",
     ],
     "AUTHENTICATION_WHITELIST": ["config.api.auth.ApiKeyAuthentication"],
 }
@@ -348,6 +389,12 @@ RECORDING_PURGE_INTERVAL_S = env.int("RECORDING_PURGE_INTERVAL_S", 3600, min_val
 RECORDING_PURGE_BATCH = env.int("RECORDING_PURGE_BATCH", 500, min_value=1)
 # Lifetime of the signed URL GET /recordings/{id}/audio redirects to on S3.
 RECORDING_URL_EXPIRE_S = env.int("RECORDING_URL_EXPIRE_S", 300, min_value=10)
+
+# Events, webhook deliveries and attempts past their environment's event retention, and
+# idempotency records past IDEMPOTENCY_TTL_SECONDS, are purged this often, so many rows
+# per statement (events/retention.py).
+EVENT_PURGE_INTERVAL_S = env.int("EVENT_PURGE_INTERVAL_S", 3600, min_value=60)
+EVENT_PURGE_BATCH = env.int("EVENT_PURGE_BATCH", 1000, min_value=1)
 
 # Webhooks (DESIGN §9, events/delivery.py). Production sends only to https:// URLs whose
 # every address is publicly routable (no loopback, private, link-local…), checked when an

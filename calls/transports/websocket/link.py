@@ -25,6 +25,8 @@ SAMPLES_PER_MS = SAMPLE_RATE // 1000
 MAX_FRAME_BYTES = SAMPLE_RATE * 4  # one second of Float32 audio
 BUFFER_REPORT_TICKS = 10  # a `buffer` frame at least every 200 ms while audio waits
 MAX_MARK_NAME = 256
+# A control message is a few dozen characters; anything past this is refused unread.
+MAX_TEXT_CHARS = 4096
 
 
 CLOSE_REPLACED = 4409
@@ -121,9 +123,16 @@ class MediaLink:
 
     def handle_text(self, text: str) -> None:
         """Apply a client text frame: ``clear`` or ``mark``; anything else is an error."""
+        if len(text) > MAX_TEXT_CHARS:
+            self.error(
+                "message_too_large",
+                f"Text frames are control messages of at most {MAX_TEXT_CHARS} "
+                "characters; audio goes in binary frames.",
+            )
+            return
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past any use
             self.error("invalid_message", "Text frames must be JSON objects.")
             return
         kind = message.get("type") if isinstance(message, dict) else None
