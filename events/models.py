@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
@@ -28,8 +30,27 @@ class EventType(models.TextChoices):
     ASSET_FAILED = "asset.failed"
 
 
+class CurrentTxid(models.Func):
+    """The writing transaction's id: PostgreSQL's ``txid_current()``; 0 on SQLite, whose
+    single writer commits in the order it writes."""
+
+    function = "txid_current"
+    template = "txid_current()"
+    output_field = models.BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return "0", []
+
+
 class Event(PublicIdModel):
-    """One change worth telling, written in the same transaction as the change."""
+    """One change worth telling, written in the same transaction as the change.
+
+    The log's order is ``(txid, id)``: ids are taken when rows are written, not when
+    their transactions commit, so with several writers a smaller id may become visible
+    after a larger one. Readers take only events whose transaction is older than every
+    transaction still running (``events.selectors.settled``) in ``(txid, id)`` order,
+    which never skips an event that commits later and never repeats one.
+    """
 
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="+"
@@ -37,12 +58,17 @@ class Event(PublicIdModel):
     type = models.CharField(max_length=40, choices=EventType.choices)
     session_public_id = models.UUIDField(null=True, blank=True)
     data = models.JSONField(encoder=DjangoJSONEncoder)
+    txid = models.BigIntegerField(db_default=CurrentTxid(), editable=False)
 
     class Meta:
         ordering = ["id"]
         indexes = [
             # SSE replay and the polling list: an environment's events after an id.
             models.Index(fields=["environment", "id"], name="event_env_id_idx"),
+            # ... in commit-safe order: after a (txid, id) position.
+            models.Index(
+                fields=["environment", "txid", "id"], name="event_env_txid_idx"
+            ),
             # A session's stream and a call's timeline filter by session within the env.
             models.Index(
                 fields=["environment", "session_public_id", "id"],

@@ -5,9 +5,13 @@ the caller authenticated, so the API (bearer key) and the dashboard (login sessi
 the same stream. It runs on the server's event loop — the home loop, where the channel
 layer lives — and costs an idle stream one channel-layer subscription and a timer — no thread (see ``release_request_thread``).
 
-No gaps, no duplicates: the stream subscribes to the live group *before* it replays the
-log after ``Last-Event-ID``, so an event committed meanwhile is either in the replay or
-arrives live; a live copy of an event the replay already sent is dropped.
+No gaps, no duplicates, whatever the number of writers: the log is the only source. The
+stream subscribes to the live group first, then reads the log after ``Last-Event-ID``
+(or from its end) in the log's commit-safe order (``events.selectors.events_after``),
+and each event published afterwards only wakes it to read the log again. An event whose
+transaction committed while an older one still runs waits (the stream looks again every
+``SETTLE_POLL_S``) until nothing can come before it: ids are taken at write time, so
+delivering by id as events commit would let a resumed stream skip the slower one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import SyncToAsync
@@ -28,12 +31,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 from django.http import StreamingHttpResponse
-from django.utils import timezone
 
 from accounts.models import Environment
 from config.errors import InvalidRequest
 from events import bus, selectors
-from events.models import Event
 from events.services import envelope_of
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,11 @@ REPLAY_PAGE = 500
 PING = b": ping\n\n"
 # Sent first: EventSource reconnects this many ms after the stream ends.
 RETRY = b"retry: 3000\n\n"
-# A live copy of a replayed event can only come from a publish still on its way when the
-# stream subscribed; replayed ids younger than this are remembered to drop such copies.
-DEDUP_WINDOW = timedelta(minutes=5)
+# While a published event has not been read from the log yet (an older transaction is
+# still running), the stream looks again this often; it gives up waiting after
+# SETTLE_GIVE_UP_S (the event's transaction is long gone: it will come with the next).
+SETTLE_POLL_S = 0.05
+SETTLE_GIVE_UP_S = 30.0
 # channels_redis forgets a group member after group_expiry (a day): re-join well before.
 GROUP_REFRESH_S = 3600.0
 
@@ -66,6 +69,8 @@ def frame(envelope: dict[str, Any]) -> bytes:
 
 # Not thread-sensitive: a shared pool thread, not a thread per open stream.
 position = database_sync_to_async(selectors.event_position, thread_sensitive=False)
+cursor_of = database_sync_to_async(selectors.event_cursor, thread_sensitive=False)
+tail_of = database_sync_to_async(selectors.event_tail, thread_sensitive=False)
 
 
 async def check_last_event_id(environment: Environment, last_event_id: str) -> None:
@@ -78,22 +83,21 @@ async def check_last_event_id(environment: Environment, last_event_id: str) -> N
         )
 
 
-def _replay_page(
-    environment_id: int,
-    session_public_id: str | None,
-    after: int,
-    recent_since: Any,
-) -> list[tuple[int, dict[str, Any], bool]]:
-    events = Event.objects.filter(environment_id=environment_id, pk__gt=after)
-    if session_public_id is not None:
-        events = events.filter(session_public_id=session_public_id)
+def _page(
+    environment_id: int, session_public_id: str | None, after: selectors.Cursor | None
+) -> list[tuple[selectors.Cursor, dict[str, Any]]]:
     return [
-        (event.pk, envelope_of(event), event.created_at >= recent_since)
-        for event in events.order_by("pk")[:REPLAY_PAGE]
+        ((event.txid, event.pk), envelope_of(event))
+        for event in selectors.events_after(
+            environment_id,
+            after,
+            session_public_id=session_public_id,
+            limit=REPLAY_PAGE,
+        )
     ]
 
 
-replay_page = database_sync_to_async(_replay_page, thread_sensitive=False)
+read_page = database_sync_to_async(_page, thread_sensitive=False)
 
 
 async def _pump(layer: Any, channel: str, live: asyncio.Queue[dict[str, Any]]) -> None:
@@ -136,35 +140,42 @@ async def event_stream(
     pump = asyncio.create_task(_pump(layer, channel, live))
     try:
         yield RETRY
-        replayed: set[str] = set()
-        after = await position(environment, last_event_id) if last_event_id else None
-        if after is not None:
-            recent_since = timezone.now() - DEDUP_WINDOW
-            while True:
-                page = await replay_page(
-                    environment.pk, session_id, after, recent_since
-                )
-                for pk, envelope, recent in page:
-                    if recent:
-                        replayed.add(envelope["id"])
-                    after = pk
-                    yield frame(envelope)
-                if len(page) < REPLAY_PAGE:
-                    break
+        if last_event_id:
+            after = await cursor_of(environment, last_event_id)
+        else:
+            after = await tail_of(environment.pk, session_id)
+        # Published events not read from the log yet: id → when they were announced.
+        waiting: dict[str, float] = {}
         heartbeat = settings.SSE_HEARTBEAT_S
+        quiet_since = time.monotonic()
         while not pump.done():
-            if time.monotonic() - joined > GROUP_REFRESH_S:
+            page = await read_page(environment.pk, session_id, after)
+            for position_, envelope in page:
+                after = position_
+                waiting.pop(envelope["id"], None)
+                yield frame(envelope)
+            if page:
+                quiet_since = time.monotonic()
+            if len(page) == REPLAY_PAGE:
+                continue
+            now = time.monotonic()
+            for event_id, since in list(waiting.items()):
+                if now - since > SETTLE_GIVE_UP_S:
+                    del waiting[event_id]
+            if now - joined > GROUP_REFRESH_S:
                 await layer.group_add(group, channel)
-                joined = time.monotonic()
+                joined = now
+            timeout = SETTLE_POLL_S if waiting else heartbeat
             try:
-                envelope = await asyncio.wait_for(live.get(), heartbeat)
+                envelope = await asyncio.wait_for(live.get(), timeout)
             except TimeoutError:
-                yield PING
+                if time.monotonic() - quiet_since >= heartbeat:
+                    yield PING
+                    quiet_since = time.monotonic()
                 continue
-            if envelope["id"] in replayed:
-                replayed.discard(envelope["id"])
-                continue
-            yield frame(envelope)
+            waiting[envelope["id"]] = time.monotonic()
+            while not live.empty():  # read the log once for everything announced
+                waiting[live.get_nowait()["id"]] = time.monotonic()
     finally:
         pump.cancel()
         with contextlib.suppress(Exception):
