@@ -32,6 +32,9 @@ from events.services import event_emit
 
 logger = logging.getLogger(__name__)
 
+# Stuck assets looked at per sweep.
+SWEEP_BATCH = 100
+
 NORMALISED_NAME = "audio.wav"
 MAX_FILENAME = 255
 
@@ -316,3 +319,33 @@ def playback_stop(*, call: Any) -> dict[str, Any]:
 
     _require_active(call)
     return control.run_command(call, "stop_playback")
+
+
+def assets_sweep_stuck() -> dict[str, int]:
+    """Queue again the decoding of assets left ``processing`` past ASSET_STUCK_AFTER_S
+    (their worker died mid-task); fail those stuck three times as long."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    after = timedelta(seconds=settings.ASSET_STUCK_AFTER_S)
+    now = timezone.now()
+    counts = {"requeued": 0, "failed": 0}
+    stuck = AudioAsset.objects.filter(
+        status=AssetStatus.PROCESSING, updated_at__lt=now - after
+    ).order_by("updated_at")[:SWEEP_BATCH]
+    for asset in stuck:
+        if asset.updated_at < now - 3 * after:
+            _asset_fail(
+                asset,
+                "decode_interrupted",
+                "Decoding was interrupted again and again; upload the file again.",
+            )
+            counts["failed"] += 1
+        else:
+            logger.info(
+                "Asset %s was left processing; decoding it again", asset.public_id
+            )
+            _enqueue_decoding(str(asset.public_id))
+            counts["requeued"] += 1
+    return counts

@@ -13,3 +13,9 @@ def asset_decode(asset_id: str) -> str | None:
     """Decode an uploaded asset to 16 kHz mono; it ends ready or failed."""
     asset = services.asset_process(asset_id=asset_id)
     return None if asset is None else asset.status
+
+
+@shared_task(name="assets.sweep_stuck", soft_time_limit=600, time_limit=660)
+def sweep_stuck_assets() -> dict[str, int]:
+    """Queue again the decoding of assets whose worker died; fail the hopeless ones."""
+    return services.assets_sweep_stuck()

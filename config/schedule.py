@@ -76,6 +76,14 @@ JOBS = (
         "events.purge_expired",
         interval_setting="EVENT_PURGE_INTERVAL_S",
     ),
+    # Assets left `processing` by a worker that died: decoded again (or failed when
+    # stuck three times as long).
+    Job(
+        "sweep stuck assets",
+        "assets.sweep_stuck",
+        interval_setting="ASSET_SWEEP_INTERVAL_S",
+        queue_setting="ASSET_DECODE_QUEUE",
+    ),
     # Webhook retries due later than WEBHOOK_COUNTDOWN_MAX_S, deliveries whose task was
     # lost, and attempts whose worker died (events/delivery.py): at most a sweep late.
     Job(

@@ -147,3 +147,37 @@ def test_reaped_call_finishes_the_playbacks_its_dead_process_left_open(
         ("p-done", None),
         ("p-open", "call_ended"),
     ]
+
+
+def test_an_asset_whose_worker_died_is_decoded_again_by_the_sweep(
+    tenant: Tenant, media_root: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A worker killed mid-decode leaves the asset `processing`: past the deadline the
+    sweep queues it again and it becomes ready; one stuck three times as long fails."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.ASSET_STUCK_AFTER_S = 60
+    lost = _processing_asset(tenant, monkeypatch)  # its task died with the worker
+    hopeless = _processing_asset(tenant, monkeypatch)
+    fresh = _processing_asset(tenant, monkeypatch)
+    now = timezone.now()
+    AudioAsset.objects.filter(pk=lost.pk).update(updated_at=now - timedelta(seconds=90))
+    AudioAsset.objects.filter(pk=hopeless.pk).update(
+        updated_at=now - timedelta(seconds=200)
+    )
+
+    assert services.assets_sweep_stuck() == {"requeued": 1, "failed": 1}
+
+    lost.refresh_from_db()
+    hopeless.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.status == AssetStatus.READY and lost.duration_ms > 0
+    assert (hopeless.status, hopeless.error_code) == (
+        AssetStatus.FAILED,
+        "decode_interrupted",
+    )
+    assert fresh.status == AssetStatus.PROCESSING  # not late: left to its own task
+    failed = Event.objects.filter(type="asset.failed").last()
+    assert failed is not None and failed.data["id"] == str(hopeless.public_id)

@@ -225,8 +225,8 @@ SPECTACULAR_SETTINGS = {
         "- Every request carries `Authorization: Bearer <api key>`; a key sees only "
         "its own environment (another's objects are 404).\n"
         "- Bodies are JSON with camelCase names (the audio upload is multipart).\n"
-        "- A success is `{\"data\": …}`; a list is a page, `{\"data\": [...], "
-        '\"nextCursor\": …}`, newest first, with `?limit=` (1–100, default 25) and '
+        '- A success is `{"data": …}`; a list is a page, `{"data": [...], '
+        '"nextCursor": …}`, newest first, with `?limit=` (1–100, default 25) and '
         "`?cursor=`.\n"
         "- Errors are RFC 9457 problem details (`application/problem+json`) with a "
         "stable `code`, `param` when one field is at fault, and `requestId`; every "
@@ -244,6 +244,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "CAMELIZE_NAMES": False,
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     # The API reads other bodies too, but documents JSON only (the upload says
     # multipart itself): generators given a choice send form data nested bodies lose.
     "PARSER_WHITELIST": ["rest_framework.parsers.JSONParser"],
@@ -279,6 +280,31 @@ SPECTACULAR_SETTINGS = {
         "streams.api.twilio.document_call_resource",
     ],
     "AUTHENTICATION_WHITELIST": ["config.api.auth.ApiKeyAuthentication"],
+    # Enum components named after what they are, not after the field that first had one.
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentKindEnum": "accounts.models.EnvironmentKind",
+        "ConnectionStateEnum": "calls.models.ConnectionState",
+        "CallStateEnum": "calls.models.CallState",
+        "CallDirectionEnum": "calls.models.Direction",
+        "IncomingBehaviorEnum": "calls.carriers.simulator.INCOMING_BEHAVIOURS",
+        "StreamTypeEnum": "streams.models.StreamType",
+        "StreamChannelEnum": "streams.models.StreamChannel",
+        "StreamFormatEnum": "streams.models.StreamFormat",
+        "StreamDialectEnum": "streams.models.StreamDialect",
+        "StreamStateEnum": "streams.models.StreamState",
+        "StreamOnDisconnectEnum": "streams.models.OnDisconnect",
+        "AssetStatusEnum": "assets.models.AssetStatus",
+        "PlaybackModeEnum": ["queue", "interrupt"],
+        "PlaybackStateEnum": [
+            "queued",
+            "playing",
+            "completed",
+            "stopped",
+            "call_ended",
+        ],
+        "RecordingKindEnum": "recordings.models.RecordingKind",
+        "DeliveryStatusEnum": "events.models.DeliveryStatus",
+    },
 }
 
 # API behaviour
@@ -370,6 +396,10 @@ ASSET_MAX_DURATION_S = env.int(
 # Route decoding to its own Celery queue (workers started with `-Q <name>`); unset: the
 # default queue.
 ASSET_DECODE_QUEUE = env.optional_str("ASSET_DECODE_QUEUE")
+# An asset still `processing` this long after its last change lost its worker: the sweep
+# (every ASSET_SWEEP_INTERVAL_S) queues its decoding again, and fails it at three times.
+ASSET_STUCK_AFTER_S = env.int("ASSET_STUCK_AFTER_S", 600, min_value=10)
+ASSET_SWEEP_INTERVAL_S = env.int("ASSET_SWEEP_INTERVAL_S", 300, min_value=10)
 # Django's defaults, stated because uploads rely on them: the ASGI handler spools a
 # request body to disk past FILE_UPLOAD_MAX_MEMORY_SIZE; form fields other than files
 # may total DATA_UPLOAD_MAX_MEMORY_SIZE.

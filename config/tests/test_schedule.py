@@ -65,6 +65,7 @@ def test_beat_reads_intervals_and_queues_from_the_settings(settings: Any) -> Non
         "reap orphaned calls": 7.0,
         PURGE: float(settings.RECORDING_PURGE_INTERVAL_S),
         "purge expired events": float(settings.EVENT_PURGE_INTERVAL_S),
+        "sweep stuck assets": float(settings.ASSET_SWEEP_INTERVAL_S),
         "sweep webhook deliveries": float(settings.WEBHOOK_SWEEP_INTERVAL_S),
     }
     assert beat["sweep webhook deliveries"]["options"] == {"queue": "hooks"}
