@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from importlib.util import find_spec
@@ -209,6 +210,18 @@ class Tab:
         context.set_default_timeout(15_000)
         page = context.new_page()
         page.on("dialog", lambda dialog: dialog.accept())  # confirmations: yes
+        # The pages run under their Content-Security-Policy: anything it blocks is a bug.
+        self.csp_violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                self.csp_violations.append(
+                    f"{message.text} at {message.location} on {page.url}"
+                )
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         return page
 
     def do(self, step: Callable[..., Any], *args: Any) -> Any:
@@ -218,11 +231,32 @@ class Tab:
         self.thread.run(lambda: self.page.context.close())
 
 
+def wait_js(
+    page: Any, expression: str, timeout: float = 15_000, arg: Any = None
+) -> Any:
+    """Wait until a JavaScript expression is truthy and return its value.
+
+    Polls with ``page.evaluate`` (run by the browser's debugging protocol, which the
+    page's Content-Security-Policy does not govern), not ``wait_for_function``, whose
+    in-page polling evaluates strings and is refused under ``script-src 'self'``.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression!r} stayed falsy for {timeout / 1000:g} s")
+        page.wait_for_timeout(50)
+
+
 @pytest.fixture
 def tab(chromium: BrowserThread, asgi_server: LiveServer) -> Iterator[Tab]:
     opened = Tab(chromium, asgi_server.url)
     yield opened
+    violations = list(getattr(opened, "csp_violations", []))
     opened.close()
+    assert violations == [], violations
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from django.core.management import call_command
 
 from calls.models import Call, CallState
 from conftest import LiveServer
-from dashboard.tests.conftest import SPEECH_WAV, Tab, screenshot
+from dashboard.tests.conftest import SPEECH_WAV, Tab, screenshot, wait_js
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,7 +44,7 @@ def log_in(page: Any, username: str, password: str) -> None:
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/")
     assert page.locator("[data-testid=env-badge]").inner_text() == "TEST"
-    page.wait_for_function("window.__sbLive && window.__sbLive.connected")
+    wait_js(page, "window.__sbLive && window.__sbLive.connected")
 
 
 def create_and_connect_a_session(page: Any, name: str) -> str:
@@ -61,7 +61,8 @@ def create_and_connect_a_session(page: Any, name: str) -> str:
 
 def see_the_qr_rotate(page: Any) -> None:
     first = page.locator("#qr-image").get_attribute("data-qr-created")
-    page.wait_for_function(
+    wait_js(
+        page,
         "first => document.getElementById('qr-image')?.dataset.qrCreated !== first",
         arg=first,
         timeout=10_000,
@@ -82,8 +83,8 @@ def call_the_echo_peer(page: Any, session_id: str) -> dict[str, Any]:
     assert page.locator("#console-session").input_value() == session_id
     page.uncheck("#console-aec")  # the fake microphone is a file: no echo to cancel
     page.click("#console-start")
-    page.wait_for_function("window.__sbConsole.state === 'active'")
-    page.wait_for_function("window.__sbConsole.heardFrames > 500", timeout=25_000)
+    wait_js(page, "window.__sbConsole.state === 'active'")
+    wait_js(page, "window.__sbConsole.heardFrames > 500", timeout=25_000)
     assert page.locator("#heard-level").evaluate("m => m.value") > 0
     screenshot(page, "call-console")
     return page.evaluate("window.__sbConsole")
@@ -91,12 +92,12 @@ def call_the_echo_peer(page: Any, session_id: str) -> dict[str, Any]:
 
 def mute_and_unmute(page: Any) -> dict[str, float]:
     page.click("#console-mute")
-    page.wait_for_function("window.__sbConsole.muted === true")
+    wait_js(page, "window.__sbConsole.muted === true")
     page.wait_for_timeout(800)
     muted = page.evaluate("window.__sbConsole.heardRms")
     page.click("#console-mute")
-    page.wait_for_function("window.__sbConsole.muted === false")
-    page.wait_for_function("window.__sbConsole.heardRms > 0.01", timeout=10_000)
+    wait_js(page, "window.__sbConsole.muted === false")
+    wait_js(page, "window.__sbConsole.heardRms > 0.01", timeout=10_000)
     return {"muted": muted, "unmuted": page.evaluate("window.__sbConsole.heardRms")}
 
 
