@@ -19,7 +19,7 @@ import soxr
 
 from assets.decoding import decode_to_mono16k
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "audio"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
 SECONDS = 60
 RATE = 44_100
 RUNS = 7

@@ -1,7 +1,9 @@
 """Play a WAV file into a live call and save what the peer says.
 
     python examples/play_and_record.py ws://127.0.0.1:8000/api/v1/sessions/$SID/calls/$CID/media \
-        --key $KEY --play hello.wav --save peer.wav
+        --key $KEY --play examples/hello.wav --save peer.wav
+
+`examples/hello.wav` (16 kHz mono speech) ships with it.
 
 Needs `websockets`, `numpy` and `soundfile` (all in Switchboard's own environment).
 """

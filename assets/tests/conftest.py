@@ -17,7 +17,7 @@ from config.celery_app import app as celery_app
 # The call engine's fixtures, for tests that play audio into calls.
 __all__ = ["engine", "fast_network"]
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "audio"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "audio"
 ASSETS = "/api/v1/call-audio-assets"
 
 

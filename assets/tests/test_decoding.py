@@ -17,7 +17,7 @@ from assets.decoding import (
     sniff,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "audio"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "audio"
 REFERENCE = FIXTURES / "speech_16k_mono_s16.wav"
 
 # Minimum peak normalised cross-correlation against the 16 kHz reference, set a little

@@ -84,7 +84,7 @@ CHROMIUM = Path(os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium"))
 # CI sets this: a missing browser fails the run instead of skipping its tests.
 REQUIRE_BROWSER = os.environ.get("SWITCHBOARD_REQUIRE_BROWSER") == "1"
 REPO = Path(__file__).resolve().parents[2]
-AUDIO_FIXTURES = REPO.parent / "shared" / "fixtures" / "audio"
+AUDIO_FIXTURES = REPO / "fixtures" / "audio"
 SPEECH_WAV = AUDIO_FIXTURES / "speech_16k_mono_s16.wav"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 
