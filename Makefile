@@ -18,9 +18,9 @@ $(BIN)/python:
 
 # requirements.lock holds every package's exact version: pip takes it as constraints, so
 # each machine gets the same environment (a package it does not list installs as usual).
-$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
-	@echo "==> Installing Switchboard and its development tools into $(VENV) (requirements.lock)"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+$(VENV)/.installed: pyproject.toml requirements.lock sdk/python/pyproject.toml | $(BIN)/python
+	@echo "==> Installing Switchboard, its Python SDK (with Pipecat) and the development tools into $(VENV) (requirements.lock)"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]" -e "sdk/python[pipecat]"
 	@touch $@
 
 # After a change to pyproject.toml's dependencies: resolve them without the old lock
@@ -28,8 +28,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
 .PHONY: lock
 lock: | $(BIN)/python
 	@echo "==> Resolving pyproject.toml in $(VENV) and writing requirements.lock"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@{ echo "# Every package of Switchboard's environment (pyproject.toml with [dev]), exactly as"; \
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e "sdk/python[pipecat]"
+	@{ echo "# Every package of Switchboard's environment (pyproject.toml with [dev], sdk/python with [pipecat]), exactly as"; \
 	  echo "# CI and the developers' machines install it: \`make install\` gives this file to pip as"; \
 	  echo "# constraints. Made on Linux with Python 3.11. Not edited by hand: change"; \
 	  echo "# pyproject.toml, then \`make lock\` resolves it again and rewrites this file."; \
