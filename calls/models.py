@@ -103,6 +103,8 @@ class EndReason(models.TextChoices):
     FAILED = "failed"
     SESSION_DISCONNECTED = "session_disconnected"
     MAX_DURATION = "max_duration"
+    # Ended from the staff admin (who did it is in the admin's log).
+    ENDED_BY_STAFF = "ended_by_staff"
 
 
 class Call(PublicIdModel):

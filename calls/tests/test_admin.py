@@ -39,7 +39,7 @@ def test_staff_end_call_action_ends_the_live_call_like_the_api(
     )
     assert response.status_code == 302
     call.refresh_from_db()
-    assert call.state == CallState.ENDED and call.end_reason == "completed"
+    assert call.state == CallState.ENDED and call.end_reason == "ended_by_staff"
     assert str(call.public_id) not in engine.runtimes
 
     detail = staff_client.get(f"/admin/calls/call/{call.pk}/change/").content.decode()
@@ -56,4 +56,62 @@ def test_admin_call_search_finds_by_peer(
     found = staff_client.get("/admin/calls/call/?q=15557770001").content.decode()
     assert str(call.public_id) in found
     assert staff_client.get("/admin/calls/session/").status_code == 200
+    control.call_end(call)
+
+
+@pytest.mark.usefixtures("fast_network")
+def test_staff_end_a_call_from_its_page_and_the_log_says_who(
+    engine: Engine, tenant: Tenant, staff_client
+) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    session = ready_session(tenant)
+    call = control.call_place(
+        session=session, to="15550000001@s.whatsapp.net", record=True
+    ).call
+    wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.ACTIVE)
+    page = staff_client.get(f"/admin/calls/call/{call.pk}/change/").content.decode()
+    # A record: no Save, no Delete; an End call button while it is live.
+    assert 'name="_save"' not in page and "deletelink" not in page
+    assert 'data-testid="admin-end-call"' in page
+    assert staff_client.get(f"/admin/calls/call/{call.pk}/end/").status_code == 404
+
+    ended = staff_client.post(f"/admin/calls/call/{call.pk}/end/")
+    assert ended.status_code == 302
+    call.refresh_from_db()
+    assert (call.state, call.end_reason) == (CallState.ENDED, "ended_by_staff")
+    entry = LogEntry.objects.get(object_id=str(call.pk))
+    assert (
+        entry.user.username == "staff"
+        and "ended_by_staff" in entry.get_change_message()
+    )
+
+    # Once ended: the timeline names each state, the recordings play inline.
+    from recordings.models import Recording
+
+    wait_for(lambda: Recording.objects.filter(call=call).count() == 3, timeout=15)
+    page = staff_client.get(f"/admin/calls/call/{call.pk}/change/").content.decode()
+    assert "admin-end-call" not in page
+    assert "<td>active</td>" in page and "<td>ended</td>" in page
+    recording = Recording.objects.filter(call=call).first()
+    assert recording is not None
+    audio_url = f"/admin/calls/call/{call.pk}/recordings/{recording.pk}/audio/"
+    assert audio_url in page
+    audio = staff_client.get(audio_url)
+    assert audio.status_code == 200
+    assert b"".join(audio.streaming_content)[:4] == b"RIFF"
+
+
+def test_people_without_staff_rights_cannot_end_calls(
+    client, tenant: Tenant, engine: Engine, fast_network
+) -> None:
+    session = ready_session(tenant)
+    call = control.call_place(
+        session=session, to="15550000001@s.whatsapp.net", record=False
+    ).call
+    user = get_user_model().objects.create_user("viewer", password="pw-viewer-123")
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    assert client.post(f"/admin/calls/call/{call.pk}/end/").status_code == 403
     control.call_end(call)
