@@ -37,6 +37,11 @@ class Environment(PublicIdModel):
         default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
     )
     record_calls = models.BooleanField(default=True)
+    # A call whose live socket dropped and that nobody else consumes (no socket, no
+    # dial-out stream, no playback queued) ends `client_gone` after this long; 0 = never.
+    end_call_when_client_gone_after_s = models.PositiveIntegerField(
+        default=60, validators=[MaxValueValidator(86_400)]
+    )
     # How long events and their webhook deliveries are kept (then purged in batches).
     event_retention_days = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]

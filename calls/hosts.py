@@ -106,6 +106,7 @@ def call_details(call_pk: int) -> dict[str, Any]:
         "direction": call.direction,
         "peer_address": call.peer_address,
         "carrier": call.session.carrier,
+        "client_gone_after_s": call.environment.end_call_when_client_gone_after_s,
         "line": line_info(call.session),
         "snapshot": call_snapshot(call),
     }

@@ -105,6 +105,9 @@ class EndReason(models.TextChoices):
     MAX_DURATION = "max_duration"
     # Ended from the staff admin (who did it is in the admin's log).
     ENDED_BY_STAFF = "ended_by_staff"
+    # Its live socket dropped and nothing else consumed it for the environment's
+    # endCallWhenClientGoneAfterS.
+    CLIENT_GONE = "client_gone"
 
 
 class Call(PublicIdModel):

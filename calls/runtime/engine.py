@@ -186,6 +186,7 @@ class Engine:
             state=details["snapshot"]["state"],
             snapshot=details["snapshot"],
             carrier=details["carrier"],
+            client_gone_after_s=float(details.get("client_gone_after_s") or 0),
         )
         self.runtimes[runtime.call_id] = runtime
         return runtime

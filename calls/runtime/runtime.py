@@ -28,6 +28,9 @@ NOT_ANSWERED = frozenset({CallState.INITIATING, CallState.RINGING})
 # are attached: the live media socket, then dial-out streams. Other kinds of client
 # (playback, recorders) attach too but are not a transport.
 TRANSPORTS = ("websocket", "stream")
+# Clients that consume a call: while none is attached (and no playback is queued) after
+# its live socket dropped, the call may end `client_gone`.
+CONSUMERS = ("websocket", "stream", "playback")
 
 
 class OutboundSource(Protocol):
@@ -63,8 +66,14 @@ class CallRuntime:
         state: str,
         snapshot: dict[str, Any],
         carrier: str = "",
+        client_gone_after_s: float = 0.0,
     ) -> None:
         self.engine = engine
+        # Ended `client_gone` this long after its live socket dropped with nobody else
+        # consuming it (0: never).
+        self.client_gone_after_s = client_gone_after_s
+        self._had_socket = False
+        self._gone_timer: asyncio.TimerHandle | None = None
         self.call_pk = call_pk
         self.call_id = call_id
         self.environment_id = environment_id
@@ -134,6 +143,11 @@ class CallRuntime:
         for old in replaced:
             self.detach_client(old)
         self.clients.setdefault(kind, []).append(client)
+        if kind == "websocket":
+            self._had_socket = True
+        if kind in CONSUMERS and self._gone_timer is not None:
+            self._gone_timer.cancel()
+            self._gone_timer = None
         if source:
             if replace:
                 self.sources.insert(0, client)
@@ -155,6 +169,44 @@ class CallRuntime:
             if client in roles:
                 roles.remove(client)
         self._transport_changed()
+        self._watch_for_client_gone()
+
+    # ------------------------------------------------------------ nobody listening
+    def _consumed(self) -> bool:
+        """A socket or a dial-out stream is attached, or playback is queued."""
+        if any(self.clients.get(kind) for kind in ("websocket", "stream")):
+            return True
+        return any(len(queue) for queue in self.clients.get("playback", ()))
+
+    def _watch_for_client_gone(self) -> None:
+        if (
+            not self._had_socket
+            or self.client_gone_after_s <= 0
+            or self.state == CallState.ENDED
+            or self._gone_timer is not None
+            or self._consumed()
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        self._gone_timer = loop.call_later(
+            self.client_gone_after_s, self._client_gone_check
+        )
+
+    def _client_gone_check(self) -> None:
+        self._gone_timer = None
+        if self.state == CallState.ENDED:
+            return
+        if any(self.clients.get(kind) for kind in ("websocket", "stream")):
+            return  # someone came back; the next drop watches again
+        if self._consumed():  # playback still queued: look again later
+            self._watch_for_client_gone()
+            return
+        logger.info(
+            "Call %s: no client for %ss; ending it",
+            self.call_id,
+            self.client_gone_after_s,
+        )
+        self.engine.spawn(self.end(EndReason.CLIENT_GONE))
 
     def clients_of(self, kind: str) -> list[Any]:
         return self.clients.get(kind, [])
@@ -299,6 +351,9 @@ class CallRuntime:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self._gone_timer is not None:
+            self._gone_timer.cancel()
+            self._gone_timer = None
         self.engine.clock.remove(self)
         hooks.call_ended(self)
         for observer in list(self.observers):
