@@ -43,8 +43,13 @@ def test_schema_is_valid_openapi_3_and_lists_every_route(api) -> None:
 def test_schema_describes_problem_details_on_every_operation(api) -> None:
     schema = yaml.safe_load(api.get("/api/v1/schema").content)
     assert "Problem" in schema["components"]["schemas"]
+    # The media socket refuses before the upgrade with bare statuses, and the
+    # Twilio-compatible endpoint answers in Twilio's error shape, as Twilio does.
+    own_shape = {"openMediaSocket", "twilioFetchCall", "twilioUpdateCall"}
     for path, item in schema["paths"].items():
         for method, operation in item.items():
+            if operation.get("operationId") in own_shape:
+                continue
             if method in {"get", "post", "patch", "put", "delete"}:
                 for status in ("401", "404", "429"):
                     content = operation["responses"][status]["content"]

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
 from rest_framework import serializers
 
-from accounts.models import Environment
+from accounts.models import Account, Environment, EnvironmentKind
+from config.api.schema import example, wire
 from config.api.serializers import ApiModelSerializer
 
 
@@ -27,6 +32,8 @@ class EnvironmentSerializer(ApiModelSerializer):
 
 
 class EnvironmentUpdateSerializer(serializers.Serializer):
+    refuses_unknown_fields = True  # the schema says so (additionalProperties: false)
+
     recording_retention_days = serializers.IntegerField(
         required=False, min_value=1, max_value=3650
     )
@@ -47,3 +54,28 @@ class EnvironmentUpdateSerializer(serializers.Serializer):
 
 class SigningSecretSerializer(serializers.Serializer):
     signing_secret = serializers.CharField()
+
+
+EXAMPLE_TIME = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
+
+
+@example("Environment")
+def _environment_example() -> Any:
+    environment = Environment(
+        public_id=UUID("0197a5bf-2c4d-7e5f-8a6b-7c8d9e0f1a2b"),
+        account=Account(
+            public_id=UUID("0197a5bf-1a2b-7c3d-8e4f-5a6b7c8d9e0f"), name="Acme"
+        ),
+        kind=EnvironmentKind.TEST,
+        recording_retention_days=30,
+        record_calls=True,
+        created_at=EXAMPLE_TIME,
+        updated_at=EXAMPLE_TIME,
+    )
+    return wire(EnvironmentSerializer(environment).data)
+
+
+@example("SigningSecret")
+def _signing_secret_example() -> Any:
+    shown = {"signing_secret": "sbsig_" + "x" * 43}  # the shape of a real one
+    return wire(SigningSecretSerializer(shown).data)

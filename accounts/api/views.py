@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -10,20 +10,33 @@ from accounts.api.serializers import (
     EnvironmentUpdateSerializer,
     SigningSecretSerializer,
 )
+from config.api.schema import envelope
 from config.api.views import EnvironmentAPIView, ok
 
 
+@extend_schema(tags=["Environment"])
 class EnvironmentView(EnvironmentAPIView):
     @extend_schema(
-        responses=EnvironmentSerializer, summary="The calling key's environment"
+        operation_id="getEnvironment",
+        responses=envelope(EnvironmentSerializer),
+        summary="The calling key's environment",
     )
     def get(self, request: Request) -> Response:
         return ok(EnvironmentSerializer(self.environment).data)
 
     @extend_schema(
+        operation_id="updateEnvironment",
         request=EnvironmentUpdateSerializer,
-        responses=EnvironmentSerializer,
+        responses=envelope(EnvironmentSerializer),
         summary="Change the environment's settings",
+        description="Retention applies to recordings made from now on.",
+        examples=[
+            OpenApiExample(
+                "Keep recordings a week",
+                value={"recordingRetentionDays": 7},
+                request_only=True,
+            )
+        ],
     )
     def patch(self, request: Request) -> Response:
         body = EnvironmentUpdateSerializer(data=request.data)
@@ -34,10 +47,12 @@ class EnvironmentView(EnvironmentAPIView):
         return ok(EnvironmentSerializer(environment).data)
 
 
+@extend_schema(tags=["Environment"])
 class SigningSecretView(EnvironmentAPIView):
     @extend_schema(
+        operation_id="rotateSigningSecret",
         request=None,
-        responses=SigningSecretSerializer,
+        responses=envelope(SigningSecretSerializer),
         summary="Rotate the environment's signing secret (shown once)",
         description=(
             "The secret signs dial-out stream handshakes (`X-Switchboard-Signature`) and "

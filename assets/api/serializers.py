@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
 from rest_framework import serializers
 
 from assets.models import AssetStatus, AudioAsset
+from config.api.schema import example, wire
 from config.api.serializers import ApiModelSerializer
 
 
@@ -62,3 +67,38 @@ class PlaybackSerializer(serializers.Serializer):
 
 class StoppedSerializer(serializers.Serializer):
     stopped = PlaybackSerializer(many=True)
+
+
+@example("Asset")
+def _asset_example() -> Any:
+    asset = AudioAsset(
+        public_id=UUID("0197a5be-4d5e-7f60-8172-839405a6b7c8"),
+        filename="greeting.wav",
+        content_type="audio/wav",
+        size_bytes=96044,
+        duration_ms=3000,
+        sample_rate=16000,
+        channels=1,
+        status=AssetStatus.READY,
+        created_at=datetime(2025, 6, 1, 8, 30, tzinfo=UTC),
+    )
+    return wire(AssetSerializer(asset).data)
+
+
+PLAYBACK_EXAMPLE = {
+    "playback_id": "0197a5c1-3c4d-7e5f-8a6b-7c8d9e0f1a2b",
+    "asset_id": "0197a5be-4d5e-7f60-8172-839405a6b7c8",
+    "state": "playing",
+    "started_at": "2025-06-02T09:30:10.120Z",
+}
+
+
+@example("Playback")
+def _playback_example() -> Any:
+    return wire(PlaybackSerializer(PLAYBACK_EXAMPLE).data)
+
+
+@example("Stopped")
+def _stopped_example() -> Any:
+    stopped = {**PLAYBACK_EXAMPLE, "state": "stopped"}
+    return wire(StoppedSerializer({"stopped": [stopped]}).data)

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from djangorestframework_camel_case.parser import CamelCaseMultiPartParser
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,30 +18,35 @@ from assets.api.serializers import (
     StoppedSerializer,
 )
 from assets.models import AssetStatus
-from assets.uploads import AssetUploadHandler, check_declared_length
+from assets.uploads import (
+    FIELD,
+    AssetUploadHandler,
+    check_declared_length,
+    not_audio,
+    too_large,
+)
 from calls import selectors as call_selectors
 from calls.models import Call
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
+from config.api.schema import EXAMPLE_ID, PAGE, envelope, page, problems
 from config.api.views import EnvironmentAPIView, ok
-from config.errors import UnsupportedMediaType
-
-PROBLEM = "application/problem+json"
-
-
-def problem(description: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        response={"$ref": "#/components/schemas/Problem"}, description=description
-    )
-
+from config.errors import Conflict, InvalidRequest, NotFound, UnsupportedMediaType
 
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=AssetStatus.values),
-    OpenApiParameter("limit", int),
-    OpenApiParameter("cursor", str),
+    *PAGE,
 ]
+NOT_MULTIPART = UnsupportedMediaType(
+    "Upload the file as multipart/form-data, in the field `audio`.",
+    extra={"acceptedContentTypes": ["multipart/form-data"]},
+)
+CALL_NOT_ACTIVE = Conflict(
+    "The call is ended; audio plays only into active calls.", code="call_not_active"
+)
 
 
+@extend_schema(tags=["Assets"])
 class AssetListView(EnvironmentAPIView):
     parser_classes = [CamelCaseMultiPartParser]
 
@@ -57,15 +62,13 @@ class AssetListView(EnvironmentAPIView):
             declared = 0
         check_declared_length(declared, limit)
         if not (request.content_type or "").startswith("multipart/form-data"):
-            raise UnsupportedMediaType(
-                "Upload the file as multipart/form-data, in the field `audio`.",
-                extra={"acceptedContentTypes": ["multipart/form-data"]},
-            )
+            raise NOT_MULTIPART
         request._request.upload_handlers = [AssetUploadHandler(max_bytes=limit)]
 
     @extend_schema(
+        operation_id="listAssets",
         parameters=LIST_PARAMETERS,
-        responses=AssetSerializer(many=True),
+        responses=page(AssetSerializer),
         summary="List audio assets",
     )
     def get(self, request: Request) -> Response:
@@ -82,12 +85,19 @@ class AssetListView(EnvironmentAPIView):
         )
 
     @extend_schema(
+        operation_id="uploadAsset",
         request={"multipart/form-data": AssetUploadSerializer},
         responses={
-            201: AssetSerializer,
-            (413, PROBLEM): problem("The file is larger than 32 MiB"),
-            (415, PROBLEM): problem(
-                "Not multipart/form-data, or not an accepted audio format"
+            201: envelope(AssetSerializer),
+            **problems(
+                InvalidRequest(
+                    "The WAV file contains no audio.",
+                    code="empty_audio",
+                    param=FIELD,
+                ),
+                too_large(settings.ASSET_MAX_UPLOAD_BYTES),
+                NOT_MULTIPART,
+                not_audio(),
             ),
         },
         summary="Upload an audio asset (decoded in the background)",
@@ -110,13 +120,20 @@ class AssetListView(EnvironmentAPIView):
         return ok(AssetSerializer(asset).data, status=201)
 
 
+@extend_schema(tags=["Assets"])
 class AssetDetailView(EnvironmentAPIView):
-    @extend_schema(responses=AssetSerializer, summary="Get an audio asset")
+    @extend_schema(
+        operation_id="getAsset",
+        responses=envelope(AssetSerializer),
+        summary="Get an audio asset",
+    )
     def get(self, request: Request, asset_id: str) -> Response:
         return ok(AssetSerializer(selectors.asset_get(self.environment, asset_id)).data)
 
     @extend_schema(
-        responses={200: AssetSerializer}, summary="Delete an audio asset and its files"
+        operation_id="deleteAsset",
+        responses={200: envelope(AssetSerializer)},
+        summary="Delete an audio asset and its files",
     )
     def delete(self, request: Request, asset_id: str) -> Response:
         asset = services.asset_delete(
@@ -131,10 +148,24 @@ class CallAudioView(EnvironmentAPIView):
         return call_selectors.call_get(self.environment, session, call_id)
 
 
+@extend_schema(tags=["Playback"])
 class PlayView(CallAudioView):
     @extend_schema(
+        operation_id="playAudio",
         request=PlaySerializer,
-        responses=PlaybackSerializer,
+        responses={
+            200: envelope(PlaybackSerializer),
+            **problems(
+                NotFound(
+                    f"No asset with id {EXAMPLE_ID} exists.", code="asset_not_found"
+                ),
+                Conflict(
+                    "The asset is processing; only ready assets can be played.",
+                    code="asset_not_ready",
+                ),
+                CALL_NOT_ACTIVE,
+            ),
+        },
         summary="Play an audio asset into a call",
         description=(
             "The asset must be `ready` (409 `asset_not_ready`) and the call `active` "
@@ -142,6 +173,13 @@ class PlayView(CallAudioView):
             "and queued; `interrupt` stops all of that (`call.playback.finished` with "
             "reason `stopped`) and plays this at once."
         ),
+        examples=[
+            OpenApiExample(
+                "Interrupt",
+                value={"assetId": EXAMPLE_ID, "mode": "interrupt"},
+                request_only=True,
+            )
+        ],
     )
     @idempotent
     def post(self, request: Request, session_id: str, call_id: str) -> Response:
@@ -158,10 +196,12 @@ class PlayView(CallAudioView):
         )
 
 
+@extend_schema(tags=["Playback"])
 class StopView(CallAudioView):
     @extend_schema(
+        operation_id="stopAudio",
         request=None,
-        responses=StoppedSerializer,
+        responses={200: envelope(StoppedSerializer), **problems(CALL_NOT_ACTIVE)},
         summary="Stop the call's current and queued playback",
     )
     def post(self, request: Request, session_id: str, call_id: str) -> Response:

@@ -173,7 +173,7 @@ def test_an_asset_whose_worker_died_is_decoded_again_by_the_sweep(
     lost.refresh_from_db()
     hopeless.refresh_from_db()
     fresh.refresh_from_db()
-    assert lost.status == AssetStatus.READY and lost.duration_ms > 0
+    assert lost.status == AssetStatus.READY and (lost.duration_ms or 0) > 0
     assert (hopeless.status, hopeless.error_code) == (
         AssetStatus.FAILED,
         "decode_interrupted",

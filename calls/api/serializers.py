@@ -1,18 +1,30 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from calls.carriers.simulator import INCOMING_BEHAVIOURS, JID_RE
 from calls.carriers.simulator.carrier import JID_RULE
-from calls.models import Call, CallState, Direction, Session
+from calls.models import (
+    Call,
+    CallState,
+    ConnectionState,
+    Direction,
+    EndReason,
+    Session,
+)
 from calls.snapshots import call_snapshot, session_snapshot
+from config.api.schema import example, wire
 from config.api.serializers import ApiModelSerializer, TimestampField
 from config.errors import InvalidRequest
+from recordings.models import RecordingKind
 from recordings.selectors import recording_summaries_for_call
-from streams.api.serializers import stream_list_field
+from streams.api.serializers import StreamSerializer, stream_list_field
 
 
 class LastErrorSerializer(serializers.Serializer):
@@ -28,7 +40,9 @@ class EndDetailSerializer(serializers.Serializer):
 
 
 class SessionSerializer(ApiModelSerializer):
-    """A session as the API shows it: the core snapshot (``calls.snapshots``)."""
+    """A session: a linked line and the state of its connection."""
+
+    # Rendered as the core snapshot (calls.snapshots); the fields document it.
 
     session_id = serializers.UUIDField(source="public_id", read_only=True)
     status = serializers.CharField(read_only=True)
@@ -56,17 +70,24 @@ class SessionSerializer(ApiModelSerializer):
             "connected_at",
         ]
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # A session of a carrier with settings shows them under the carrier's name.
+        return {**super().get_fields(), **_carrier_settings_fields(shown=True)}
+
     def to_representation(self, instance: Session) -> dict[str, Any]:
         return session_snapshot(instance)
 
 
-def _carrier_settings_fields() -> dict[str, serializers.Field]:
+def _carrier_settings_fields(*, shown: bool = False) -> dict[str, serializers.Field]:
     """One settings object per carrier, named after it (``sip: {...}``)."""
+    help_text = (
+        "Settings of the `{}` carrier, on its sessions only (credentials appear as "
+        "`hasX` or their last 4 characters)."
+        if shown
+        else "Settings of the `{}` carrier (credentials are write-only)."
+    )
     return {
-        name: serializers.DictField(
-            required=False,
-            help_text=f"Settings of the `{name}` carrier (credentials are write-only).",
-        )
+        name: serializers.DictField(required=False, help_text=help_text.format(name))
         for name in settings.CARRIERS
         if name != "simulator"
     }
@@ -115,7 +136,7 @@ class QrSerializer(serializers.Serializer):
     created_at = TimestampField()
 
 
-class PairingCodeRequestSerializer(serializers.Serializer):
+class PhoneNumberSerializer(serializers.Serializer):
     phone_number = serializers.RegexField(
         r"^\+?\d{6,15}$",
         error_messages={
@@ -128,8 +149,16 @@ class PairingCodeSerializer(serializers.Serializer):
     code = serializers.CharField()
 
 
+class RecordingSummarySerializer(serializers.Serializer):
+    recording_id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=RecordingKind.choices)
+    duration_ms = serializers.IntegerField()
+
+
 class CallSerializer(ApiModelSerializer):
-    """A call as the API shows it: the core snapshot plus its recordings."""
+    """A call's snapshot, with its recordings once it has ended."""
+
+    # Rendered as the core snapshot (calls.snapshots) plus what only the API shows.
 
     call_id = serializers.UUIDField(source="public_id", read_only=True)
     session_id = serializers.UUIDField(source="session.public_id", read_only=True)
@@ -144,7 +173,11 @@ class CallSerializer(ApiModelSerializer):
         help_text="The client transport attached now: websocket, stream, or null.",
     )
     duration_ms = serializers.IntegerField(read_only=True)
-    recordings = serializers.ListField(child=serializers.DictField(), read_only=True)
+    recordings = RecordingSummarySerializer(
+        many=True,
+        read_only=True,
+        help_text="The call's recordings, once the ended call is finalised.",
+    )
 
     class Meta:
         model = Call
@@ -177,6 +210,27 @@ class CallSerializer(ApiModelSerializer):
         }
 
 
+class CallWithStreamsSerializer(CallSerializer):
+    """A call placed or accepted with `streams`: its snapshot and those streams."""
+
+    streams = StreamSerializer(
+        many=True,
+        required=False,
+        help_text="The dial-out streams given with the request (only when some were).",
+    )
+
+    class Meta(CallSerializer.Meta):
+        fields = [*CallSerializer.Meta.fields, "streams"]
+
+
+def call_data(call: Call, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A call as every call body shows it; ``snapshot`` is the runtime's newest."""
+    if snapshot is None:
+        return CallSerializer(call).data
+    call.refresh_from_db()
+    return {**snapshot, "recordings": recording_summaries_for_call(call)}
+
+
 class CallCreateSerializer(serializers.Serializer):
     # Checked and normalised by the session's carrier (400 naming `to`).
     to = serializers.CharField(max_length=255)
@@ -206,13 +260,11 @@ class DtmfSerializer(serializers.Serializer):
     )
 
 
-def validate_jid(value: str) -> None:
-    if not JID_RE.match(value):
-        raise serializers.ValidationError(JID_RULE)
-
-
 class IncomingCallSerializer(serializers.Serializer):
-    from_ = serializers.CharField(validators=[validate_jid])
+    from_ = serializers.CharField(
+        validators=[RegexValidator(JID_RE, JID_RULE)],
+        help_text="The caller's WhatsApp JID, `<digits>@s.whatsapp.net`.",
+    )
     behavior = serializers.ChoiceField(
         choices=INCOMING_BEHAVIOURS, required=False, default="echo"
     )
@@ -221,3 +273,68 @@ class IncomingCallSerializer(serializers.Serializer):
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")
         return fields
+
+
+# ---------------------------------------------------------------- schema examples
+
+EXAMPLE_TIME = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
+
+
+def example_session() -> Session:
+    """The paired line of the README's first call, in memory."""
+    return Session(
+        public_id=UUID("0197a5c0-3f1e-7b2a-9c4d-5e6f7a8b9c0d"),
+        display_name="My line",
+        carrier="simulator",
+        connection_state=ConnectionState.CONNECTED,
+        paired=True,
+        active=True,
+        address="15550009999@s.whatsapp.net",
+        created_at=EXAMPLE_TIME,
+        updated_at=EXAMPLE_TIME + timedelta(seconds=4),
+        connected_at=EXAMPLE_TIME + timedelta(seconds=4),
+    )
+
+
+def example_call() -> Call:
+    """The README's first call to the echo peer, hung up through the API."""
+    answered = EXAMPLE_TIME + timedelta(seconds=9)
+    return Call(
+        public_id=UUID("0197a5c1-0a2b-7c3d-8e4f-5a6b7c8d9e0f"),
+        session=example_session(),
+        peer_address="15550000001@s.whatsapp.net",
+        direction=Direction.OUTGOING,
+        state=CallState.ENDED,
+        end_reason=EndReason.COMPLETED,
+        # Recorded calls list their recordings, which live in the database.
+        record=False,
+        created_at=EXAMPLE_TIME + timedelta(seconds=5),
+        ringing_at=EXAMPLE_TIME + timedelta(seconds=5.3),
+        answered_at=answered,
+        ended_at=answered + timedelta(seconds=12.48),
+        updated_at=answered + timedelta(seconds=12.48),
+    )
+
+
+@example("Session")
+def _session_example() -> Any:
+    return wire(SessionSerializer(example_session()).data)
+
+
+@example("Call")
+def _call_example() -> Any:
+    return wire(CallSerializer(example_call()).data)
+
+
+@example("Qr")
+def _qr_example() -> Any:
+    # Shaped like the simulator's: a linked-device ref and two keys, comma separated.
+    qr = "2@mX0pVq8r1T3bYc5dZe7fAg9hBi2jCk4l,Dm6nEo8pFq0rGs2tHu4vIw6xJy8zKa0b,Lc2dMe4f"
+    return wire(
+        QrSerializer({"qr": qr, "ttl_ms": 17250, "created_at": EXAMPLE_TIME}).data
+    )
+
+
+@example("PairingCode")
+def _pairing_code_example() -> Any:
+    return wire(PairingCodeSerializer({"code": "ABCD-1234"}).data)

@@ -1,25 +1,29 @@
+"""Sessions (DESIGN §4.1) and the simulated network's test helpers (§4.3)."""
+
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from djangorestframework_camel_case.util import underscoreize
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from calls import selectors, services
+from calls.api.problems import (
+    ALREADY_PAIRED,
+    CARRIER_UNAVAILABLE,
+    NOT_PAIRING,
+    NOT_READY,
+    SESSION_DELETED,
+)
 from calls.api.serializers import (
-    CallCreateSerializer,
-    CallFilterSerializer,
     CallSerializer,
-    DtmfSerializer,
     IncomingCallSerializer,
-    MuteSerializer,
-    PairingCodeRequestSerializer,
     PairingCodeSerializer,
+    PhoneNumberSerializer,
     QrSerializer,
     SessionCreateSerializer,
     SessionSerializer,
     SessionUpdateSerializer,
+    call_data,
 )
 from calls.carriers import carriers_for
 from calls.carriers.simulator import helpers as simulator
@@ -27,28 +31,13 @@ from calls.models import Call, Session
 from calls.runtime import control
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
+from config.api.schema import PAGE, envelope, page, problems
 from config.api.views import EnvironmentAPIView, ok
-from config.errors import NotFound
-from streams.api.serializers import CallAcceptSerializer
-from streams.api.views import streams_data
-
-CALL_FILTERS = [
-    OpenApiParameter("state", str, enum=["initiating", "ringing", "active", "ended"]),
-    OpenApiParameter("direction", str, enum=["outgoing", "incoming"]),
-    OpenApiParameter("createdAfter", str, description="ISO-8601 timestamp"),
-    OpenApiParameter("createdBefore", str, description="ISO-8601 timestamp"),
-    OpenApiParameter("limit", int),
-    OpenApiParameter("cursor", str),
-]
-PAGE = [OpenApiParameter("limit", int), OpenApiParameter("cursor", str)]
+from config.errors import Conflict, NotFound
 
 
 def _session_data(session: Session) -> dict:
     return SessionSerializer(session).data
-
-
-def _call_data(call: Call) -> dict:
-    return CallSerializer(call).data
 
 
 class SessionScopedView(EnvironmentAPIView):
@@ -59,9 +48,13 @@ class SessionScopedView(EnvironmentAPIView):
         return selectors.call_get(self.environment, self.session(session_id), call_id)
 
 
+@extend_schema(tags=["Sessions"])
 class SessionListView(SessionScopedView):
     @extend_schema(
-        parameters=PAGE, responses=SessionSerializer(many=True), summary="List sessions"
+        operation_id="listSessions",
+        parameters=PAGE,
+        responses=page(SessionSerializer),
+        summary="List sessions",
     )
     def get(self, request: Request) -> Response:
         return Response(
@@ -73,9 +66,16 @@ class SessionListView(SessionScopedView):
         )
 
     @extend_schema(
+        operation_id="createSession",
         request=SessionCreateSerializer,
-        responses={201: SessionSerializer},
+        responses={201: envelope(SessionSerializer), **problems(CARRIER_UNAVAILABLE)},
         summary="Create a session",
+        description="A new line, `connectionState: created`: connect it next.",
+        examples=[
+            OpenApiExample(
+                "A line", value={"displayName": "My line"}, request_only=True
+            )
+        ],
     )
     @idempotent
     def post(self, request: Request) -> Response:
@@ -94,14 +94,20 @@ class SessionListView(SessionScopedView):
         return ok(_session_data(session), status=201)
 
 
+@extend_schema(tags=["Sessions"])
 class SessionDetailView(SessionScopedView):
-    @extend_schema(responses=SessionSerializer, summary="Get a session")
+    @extend_schema(
+        operation_id="getSession",
+        responses=envelope(SessionSerializer),
+        summary="Get a session",
+    )
     def get(self, request: Request, session_id: str) -> Response:
         return ok(_session_data(self.session(session_id)))
 
     @extend_schema(
+        operation_id="updateSession",
         request=SessionUpdateSerializer,
-        responses=SessionSerializer,
+        responses={200: envelope(SessionSerializer), **problems(SESSION_DELETED)},
         summary="Rename a session or change its carrier settings",
         description=(
             "Fields left out keep their values; credentials in the carrier's settings "
@@ -125,8 +131,10 @@ class SessionDetailView(SessionScopedView):
         )
 
     @extend_schema(
-        responses=SessionSerializer,
+        operation_id="deleteSession",
+        responses={200: envelope(SessionSerializer)},
         summary="Delete a session (ends its live calls first)",
+        description="The session is gone from the API afterwards; its calls stay.",
     )
     def delete(self, request: Request, session_id: str) -> Response:
         return ok(
@@ -134,11 +142,14 @@ class SessionDetailView(SessionScopedView):
         )
 
 
+@extend_schema(tags=["Sessions"])
 class SessionConnectView(SessionScopedView):
     @extend_schema(
+        operation_id="connectSession",
         request=None,
-        responses=SessionSerializer,
+        responses={200: envelope(SessionSerializer), **problems(SESSION_DELETED)},
         summary="Start pairing, or reconnect a paired session",
+        description="A no-op on a session that is connected or connecting.",
     )
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
@@ -146,10 +157,12 @@ class SessionConnectView(SessionScopedView):
         )
 
 
+@extend_schema(tags=["Sessions"])
 class SessionDisconnectView(SessionScopedView):
     @extend_schema(
+        operation_id="disconnectSession",
         request=None,
-        responses=SessionSerializer,
+        responses={200: envelope(SessionSerializer), **problems(SESSION_DELETED)},
         summary="Disconnect, keeping credentials",
     )
     def post(self, request: Request, session_id: str) -> Response:
@@ -158,172 +171,60 @@ class SessionDisconnectView(SessionScopedView):
         )
 
 
+@extend_schema(tags=["Sessions"])
 class SessionLogoutView(SessionScopedView):
-    @extend_schema(request=None, responses=SessionSerializer, summary="Unlink the line")
+    @extend_schema(
+        operation_id="logoutSession",
+        request=None,
+        responses={200: envelope(SessionSerializer), **problems(SESSION_DELETED)},
+        summary="Unlink the line",
+    )
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
             _session_data(control.session_logout(session=self.session(session_id)))
         )
 
 
+@extend_schema(tags=["Sessions"])
 class SessionQrView(SessionScopedView):
     @extend_schema(
-        responses=QrSerializer, summary="The current pairing QR payload (rotates)"
+        operation_id="getSessionQr",
+        responses={
+            200: envelope(QrSerializer),
+            **problems(NOT_PAIRING, ALREADY_PAIRED, SESSION_DELETED),
+        },
+        summary="The current pairing QR payload (rotates)",
     )
     def get(self, request: Request, session_id: str) -> Response:
         return ok(services.session_current_qr(session=self.session(session_id)))
 
 
+@extend_schema(tags=["Sessions"])
 class SessionPairingCodeView(SessionScopedView):
     @extend_schema(
-        request=PairingCodeRequestSerializer,
-        responses=PairingCodeSerializer,
+        operation_id="requestPairingCode",
+        request=PhoneNumberSerializer,
+        responses={
+            200: envelope(PairingCodeSerializer),
+            **problems(NOT_PAIRING, ALREADY_PAIRED, SESSION_DELETED),
+        },
         summary="Get a pairing code",
+        examples=[
+            OpenApiExample(
+                "A phone number",
+                value={"phoneNumber": "+15550009999"},
+                request_only=True,
+            )
+        ],
     )
     def post(self, request: Request, session_id: str) -> Response:
-        body = PairingCodeRequestSerializer(data=request.data)
+        body = PhoneNumberSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         code = services.session_pairing_code(
             session=self.session(session_id),
             phone_number=body.validated_data["phone_number"],
         )
         return ok({"code": code})
-
-
-class SessionCallsView(SessionScopedView):
-    @extend_schema(
-        parameters=CALL_FILTERS,
-        responses=CallSerializer(many=True),
-        summary="List a session's calls",
-    )
-    def get(self, request: Request, session_id: str) -> Response:
-        session = self.session(session_id)
-        return _call_page(
-            request,
-            selectors.call_list(
-                self.environment, session=session, filters=_filters(request)
-            ),
-        )
-
-    @extend_schema(
-        request=CallCreateSerializer,
-        responses={201: CallSerializer},
-        summary="Place a call",
-    )
-    @idempotent
-    def post(self, request: Request, session_id: str) -> Response:
-        session = self.session(session_id)
-        body = CallCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        streams = body.validated_data.get("streams") or []
-        placed = control.call_place(
-            session=session,
-            to=body.validated_data["to"],
-            record=body.validated_data["record"],
-            streams=streams,
-        )
-        data = _call_data(placed.call)
-        if streams:
-            data["streams"] = streams_data(placed.streams)
-        return ok(data, status=201)
-
-
-def _filters(request: Request) -> dict:
-    params = CallFilterSerializer(data=underscoreize(request.query_params.dict()))
-    params.is_valid(raise_exception=True)
-    return dict(params.validated_data)
-
-
-def _call_page(request: Request, calls: QuerySet[Call]) -> Response:
-    return Response(
-        paginate(request, calls, lambda page: CallSerializer(page, many=True).data)
-    )
-
-
-class CallListView(SessionScopedView):
-    @extend_schema(
-        parameters=CALL_FILTERS,
-        responses=CallSerializer(many=True),
-        summary="List the environment's calls",
-    )
-    def get(self, request: Request) -> Response:
-        return _call_page(
-            request, selectors.call_list(self.environment, filters=_filters(request))
-        )
-
-
-class CallDetailView(SessionScopedView):
-    @extend_schema(responses=CallSerializer, summary="A call's snapshot")
-    def get(self, request: Request, session_id: str, call_id: str) -> Response:
-        return ok(_call_data(self.call(session_id, call_id)))
-
-
-class CallAcceptView(SessionScopedView):
-    @extend_schema(
-        request=CallAcceptSerializer,
-        responses=CallSerializer,
-        summary="Accept a ringing incoming call (optionally with dial-out streams)",
-    )
-    def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        call = self.call(session_id, call_id)
-        body = CallAcceptSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        streams = body.validated_data.get("streams") or []
-        accepted = control.call_accept(call, streams=streams)
-        data = _call_data(accepted.call)
-        if streams:
-            data["streams"] = streams_data(accepted.streams)
-        return ok(data)
-
-
-class CallRejectView(SessionScopedView):
-    @extend_schema(
-        request=None, responses=CallSerializer, summary="Reject a ringing call"
-    )
-    def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        return ok(control.call_reject(self.call(session_id, call_id)))
-
-
-class CallEndView(SessionScopedView):
-    @extend_schema(
-        request=None,
-        responses=CallSerializer,
-        summary="Hang up (idempotent on an ended call)",
-    )
-    def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        return ok(control.call_end(self.call(session_id, call_id)))
-
-
-class CallDtmfView(SessionScopedView):
-    @extend_schema(
-        request=DtmfSerializer,
-        responses=CallSerializer,
-        summary="Send DTMF digits to the peer",
-        description=(
-            "The digits leave in order, about 100 ms each (RFC 4733 telephone-events "
-            "on SIP calls). 409 `call_not_active` unless the call is active; 409 "
-            "`not_supported_by_carrier` where the carrier has no DTMF (the simulator). "
-            "Digits the peer presses arrive as `call.dtmf` events and `dtmf` frames."
-        ),
-    )
-    def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        call = self.call(session_id, call_id)
-        body = DtmfSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return ok(
-            control.call_send_dtmf(call, digits=body.validated_data["digits"].upper())
-        )
-
-
-class CallMuteView(SessionScopedView):
-    @extend_schema(
-        request=MuteSerializer, responses=CallSerializer, summary="Mute or unmute"
-    )
-    def post(self, request: Request, session_id: str, call_id: str) -> Response:
-        call = self.call(session_id, call_id)
-        body = MuteSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return ok(control.call_mute(call, muted=body.validated_data["muted"]))
 
 
 class TestHelperView(SessionScopedView):
@@ -335,29 +236,63 @@ class TestHelperView(SessionScopedView):
         return super().session(session_id)
 
 
+@extend_schema(tags=["Test helpers"])
 class ScanView(TestHelperView):
     @extend_schema(
+        operation_id="simulateScan",
         request=None,
-        responses=SessionSerializer,
+        responses={
+            200: envelope(SessionSerializer),
+            **problems(NOT_PAIRING, ALREADY_PAIRED, SESSION_DELETED),
+        },
         summary="The simulated phone scans the QR",
+        description="The session becomes paired and connected. 404 in live environments.",
     )
     def post(self, request: Request, session_id: str) -> Response:
         return ok(_session_data(simulator.scan(self.session(session_id))))
 
 
+@extend_schema(tags=["Test helpers"])
 class DropView(TestHelperView):
-    @extend_schema(request=None, responses=SessionSerializer, summary="The line drops")
+    @extend_schema(
+        operation_id="simulateDrop",
+        request=None,
+        responses={
+            200: envelope(SessionSerializer),
+            **problems(
+                Conflict("The session is not connected.", code="session_not_connected")
+            ),
+        },
+        summary="The line drops",
+        description=(
+            "Live calls end `session_disconnected`; the session becomes "
+            "`disconnected`. 404 in live environments."
+        ),
+    )
     def post(self, request: Request, session_id: str) -> Response:
         return ok(
             _session_data(control.session_line_lost(session=self.session(session_id)))
         )
 
 
+@extend_schema(tags=["Test helpers"])
 class IncomingCallView(TestHelperView):
     @extend_schema(
+        operation_id="simulateIncomingCall",
         request=IncomingCallSerializer,
-        responses={201: CallSerializer},
+        responses={
+            201: envelope(CallSerializer),
+            **problems(NOT_READY, SESSION_DELETED),
+        },
         summary="A simulated peer calls",
+        description="The call rings (`call.incoming`). 404 in live environments.",
+        examples=[
+            OpenApiExample(
+                "An echoing caller",
+                value={"from": "15550000042@s.whatsapp.net", "behavior": "echo"},
+                request_only=True,
+            )
+        ],
     )
     @idempotent
     def post(self, request: Request, session_id: str) -> Response:
@@ -369,4 +304,4 @@ class IncomingCallView(TestHelperView):
             from_address=body.validated_data["from"],
             behavior=body.validated_data["behavior"],
         )
-        return ok(_call_data(call), status=201)
+        return ok(call_data(call), status=201)

@@ -38,22 +38,32 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+# Why a presented key is refused, by code: what the client reads, on every surface.
+KEY_REFUSALS = {
+    "missing_api_key": "Send your API key as `Authorization: Bearer <key>`.",
+    "invalid_api_key": "The API key is not valid.",
+    "revoked_api_key": "The API key has been revoked.",
+    "account_disabled": "The account is disabled.",
+}
+
+
+def key_refused(code: str) -> Unauthenticated:
+    return Unauthenticated(KEY_REFUSALS[code], code=code)
+
+
 def authenticate_key(token: str | None) -> ApiKey:
     """Return the active key for a presented token or raise Unauthenticated."""
     from accounts import selectors, services
 
     if token is None:
-        raise Unauthenticated(
-            "Send your API key as `Authorization: Bearer <key>`.",
-            code="missing_api_key",
-        )
+        raise key_refused("missing_api_key")
     api_key = selectors.api_key_by_secret(token)
     if api_key is None:
-        raise Unauthenticated("The API key is not valid.", code="invalid_api_key")
+        raise key_refused("invalid_api_key")
     if api_key.revoked_at is not None:
-        raise Unauthenticated("The API key has been revoked.", code="revoked_api_key")
+        raise key_refused("revoked_api_key")
     if not api_key.environment.account.is_active:
-        raise Unauthenticated("The account is disabled.", code="account_disabled")
+        raise key_refused("account_disabled")
     services.api_key_touch(api_key=api_key)
     return api_key
 

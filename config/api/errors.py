@@ -59,6 +59,13 @@ def problem_body(
     return body
 
 
+class WireName(str):
+    """A field name exactly as the client sent it: a problem's ``param`` shows it as is
+    (other names are the serializer's, shown camelCase)."""
+
+    __slots__ = ()
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
@@ -71,7 +78,10 @@ def _flatten_validation(
     items: list[tuple[str | None, str, str]] = []
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "" if key == "non_field_errors" else _camel(str(key))
+            if isinstance(key, WireName):
+                name = str(key)
+            else:
+                name = "" if key == "non_field_errors" else _camel(str(key))
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
             items.extend(_flatten_validation(value, path))
     elif isinstance(detail, list):
@@ -123,13 +133,27 @@ def _from_drf(exc: drf.APIException) -> ApplicationError:
     if isinstance(exc, drf.UnsupportedMediaType):
         return UnsupportedMediaType(str(exc.detail))
     if isinstance(exc, drf.Throttled):
-        wait = max(1, round(getattr(exc, "wait", None) or 1))
-        return RateLimited(
-            f"Rate limit exceeded; retry in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
+        return rate_limited(getattr(exc, "wait", None) or 1)
     return ApplicationError(
         str(exc.detail), status=exc.status_code, code="error", title="Error"
+    )
+
+
+def rate_limited(wait_s: float) -> RateLimited:
+    """429 with ``Retry-After``: the key's window has ``wait_s`` seconds left."""
+    wait = max(1, round(wait_s))
+    return RateLimited(
+        f"Rate limit exceeded; retry in {wait} s.", headers={"Retry-After": str(wait)}
+    )
+
+
+def internal_error() -> ApplicationError:
+    """What a client sees of an unexpected exception: its request id, nothing more."""
+    return ApplicationError(
+        "An unexpected error occurred; the request id identifies it in our logs.",
+        status=500,
+        code="internal_error",
+        title="Internal server error",
     )
 
 
@@ -174,10 +198,5 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         logger.exception(
             "Unhandled error in %s", context.get("view").__class__.__name__
         )
-        error = ApplicationError(
-            "An unexpected error occurred; the request id identifies it in our logs.",
-            status=500,
-            code="internal_error",
-            title="Internal server error",
-        )
+        error = internal_error()
     return problem_response(error, django_request)

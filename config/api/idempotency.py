@@ -50,6 +50,33 @@ def _fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
+def invalid_key() -> InvalidRequest:
+    return InvalidRequest(
+        f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
+        code="invalid_idempotency_key",
+    )
+
+
+def key_reused() -> Conflict:
+    return Conflict(
+        f"This {HEADER} was used with a different request.",
+        code="idempotency_key_reused",
+    )
+
+
+def request_in_progress() -> Conflict:
+    return Conflict(
+        f"A request with this {HEADER} is still being processed.",
+        code="idempotency_request_in_progress",
+        headers={"Retry-After": "1"},
+    )
+
+
+def honours_idempotency_key(view_method: Callable[..., Any]) -> bool:
+    """Whether a view method was made ``idempotent`` (the schema documents the header)."""
+    return bool(getattr(view_method, "idempotent", False))
+
+
 def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
     """Make a creating POST honour ``Idempotency-Key``."""
     from accounts.models import IdempotencyRecord
@@ -60,10 +87,7 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return view_method(self, request, *args, **kwargs)
         if not key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidRequest(
-                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
-                code="invalid_idempotency_key",
-            )
+            raise invalid_key()
         environment = environment_of(request)
         fingerprint = _fingerprint(request)
         cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
@@ -78,16 +102,9 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         except IntegrityError:
             existing = IdempotencyRecord.objects.get(environment=environment, key=key)
             if existing.fingerprint != fingerprint:
-                raise Conflict(
-                    f"This {HEADER} was used with a different request.",
-                    code="idempotency_key_reused",
-                ) from None
+                raise key_reused() from None
             if existing.state != IdempotencyRecord.State.DONE:
-                raise Conflict(
-                    f"A request with this {HEADER} is still being processed.",
-                    code="idempotency_request_in_progress",
-                    headers={"Retry-After": "1"},
-                ) from None
+                raise request_in_progress() from None
             replay = Response(existing.response_body, status=existing.status_code)
             replay["Idempotent-Replayed"] = "true"
             return replay
@@ -105,4 +122,5 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         record.save(update_fields=["state", "status_code", "response_body"])
         return response
 
+    wrapper.idempotent = True  # type: ignore[attr-defined]
     return wrapper

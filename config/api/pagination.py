@@ -48,10 +48,14 @@ def read_limit(request: Request) -> int:
     except ValueError:
         limit = 0
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}.", param="limit"
-        )
+        raise invalid_limit()
     return limit
+
+
+def invalid_limit() -> InvalidRequest:
+    return InvalidRequest(
+        f"limit must be a whole number from 1 to {MAX_LIMIT}.", param="limit"
+    )
 
 
 def paginate(

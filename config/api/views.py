@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework.request import Request
@@ -10,6 +11,13 @@ from rest_framework.views import APIView
 
 from accounts.models import Environment
 from config.api.auth import environment_of
+
+
+def snake_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """URL parameters as handlers take them: ``{sessionId}`` arrives as ``session_id``."""
+    return {
+        re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(): v for name, v in kwargs.items()
+    }
 
 
 def ok(data: Any, status: int = 200) -> Response:
@@ -26,3 +34,7 @@ class EnvironmentAPIView(APIView):
 
     def get_environment(self, request: Request) -> Environment:
         return environment_of(request)
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # URLs name their parameters as the API does (`{sessionId}`, like the schema).
+        return super().dispatch(request, *args, **snake_kwargs(kwargs))

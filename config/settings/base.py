@@ -272,10 +272,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.api.schema.camelize_path_parameters",
-        "config.api.schema.add_problem_responses",
-        "config.api.schema.add_links",
-        "config.api.schema.add_examples",
+        "config.api.schema_hooks.describe_path_parameters",
+        "config.api.schema_hooks.add_problem_responses",
+        "config.api.schema_hooks.add_links",
+        "config.api.schema_hooks.add_examples",
         # Routes outside DRF, documented by their apps.
         "calls.api.media.document_media_socket",
         "streams.api.twilio.document_call_resource",

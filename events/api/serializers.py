@@ -1,17 +1,23 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.schema import documented, example, url_schema, wire
 from config.api.serializers import ApiModelSerializer
 from events.models import (
     DeliveryStatus,
+    Event,
     EventType,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
+from events.services import WILDCARD, envelope_of
 
 EVENT_TYPE_HELP = (
     "Event types to receive (DESIGN §9), or `*` for all: "
@@ -23,6 +29,8 @@ EVENT_TYPE_HELP = (
 class _StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error rather than a no-op."""
 
+    refuses_unknown_fields = True  # the schema says so (additionalProperties: false)
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(self.initial_data, dict):
             unknown = set(self.initial_data) - set(self.fields)
@@ -33,10 +41,21 @@ class _StrictSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field(
+    {"type": "string", "enum": [*EventType.values, WILDCARD]},
+    component_name="EventTypeName",
+)
+class EventTypeNameField(serializers.CharField):
+    """An event type or `*` (the service checks the name, and says which are known)."""
+
+
 class WebhookCreateSerializer(_StrictSerializer):
-    url = serializers.CharField(max_length=2048, help_text="https:// URL to POST to.")
+    url = documented(
+        serializers.CharField(max_length=2048, help_text="https:// URL to POST to."),
+        url_schema("https", "http"),
+    )
     events = serializers.ListField(
-        child=serializers.CharField(max_length=40),
+        child=EventTypeNameField(max_length=40),
         max_length=len(EventType.values) + 1,
         help_text=EVENT_TYPE_HELP,
     )
@@ -46,9 +65,12 @@ class WebhookCreateSerializer(_StrictSerializer):
 
 
 class WebhookUpdateSerializer(_StrictSerializer):
-    url = serializers.CharField(max_length=2048, required=False)
+    url = documented(
+        serializers.CharField(max_length=2048, required=False),
+        url_schema("https", "http"),
+    )
     events = serializers.ListField(
-        child=serializers.CharField(max_length=40),
+        child=EventTypeNameField(max_length=40),
         max_length=len(EventType.values) + 1,
         required=False,
         help_text=EVENT_TYPE_HELP,
@@ -150,8 +172,8 @@ class DeliveryFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
 
 
-class EnvelopeSerializer(serializers.Serializer):
-    """Documents the event envelope (rendered verbatim, never camelized again)."""
+class EventSerializer(serializers.Serializer):
+    """An event's envelope, exactly as SSE and webhooks carry it (`data` verbatim)."""
 
     id = serializers.UUIDField()
     type = serializers.CharField(help_text="The event type, e.g. `call.ended`.")
@@ -161,8 +183,54 @@ class EnvelopeSerializer(serializers.Serializer):
 
 
 class EventPageSerializer(serializers.Serializer):
-    data = EnvelopeSerializer(many=True)  # type: ignore[assignment]  # the wire name
+    """A page of the event log, oldest first."""
+
+    data = EventSerializer(many=True)  # type: ignore[assignment]  # the wire name
     next_cursor = serializers.CharField(
         allow_null=True,
         help_text="The last event's id when more follow: pass it as `after`.",
     )
+
+
+# ---------------------------------------------------------------- schema examples
+
+
+def _example_endpoint() -> WebhookEndpoint:
+    created = datetime(2025, 6, 1, 8, 15, tzinfo=UTC)
+    return WebhookEndpoint(
+        public_id=UUID("0197a5bf-6e7f-7a80-9b1c-2d3e4f5a6b7c"),
+        url="https://hooks.example.com/switchboard",
+        events=["call.ended", "call.recording.ready"],
+        description="Call endings",
+        enabled=True,
+        secret="whsec_" + "x" * 43,  # the shape of a real one
+        created_at=created,
+        updated_at=created,
+    )
+
+
+@example("Webhook")
+def _webhook_example() -> Any:
+    return wire(WebhookSerializer(_example_endpoint()).data)
+
+
+@example("WebhookWithSecret")
+def _webhook_with_secret_example() -> Any:
+    return wire(WebhookWithSecretSerializer(_example_endpoint()).data)
+
+
+@example("Event")
+def _event_example() -> Any:
+    from calls.api.serializers import example_call
+    from calls.snapshots import call_snapshot
+
+    call = example_call()
+    snapshot = call_snapshot(call)
+    event = Event(
+        public_id=UUID("0197a5c1-5e6f-7a81-92a3-b4c5d6e7f809"),
+        type=EventType.CALL_ENDED,
+        session_public_id=call.session.public_id,
+        data={"callId": snapshot["callId"], "call": snapshot, "endReason": "completed"},
+        created_at=call.updated_at,
+    )
+    return envelope_of(event)

@@ -1,9 +1,9 @@
 from django.urls import path
 
-from events.api import views
+from events.api import event_views, views
 
-W = "webhooks/<str:webhook_id>"
-D = f"{W}/deliveries/<str:delivery_id>"
+W = "webhooks/<str:webhookId>"
+D = f"{W}/deliveries/<str:deliveryId>"
 
 urlpatterns = [
     path("webhooks", views.WebhookListView.as_view()),
@@ -12,9 +12,9 @@ urlpatterns = [
     path(f"{W}/deliveries", views.DeliveryListView.as_view()),
     path(D, views.DeliveryDetailView.as_view()),
     path(f"{D}/retry", views.DeliveryRetryView.as_view()),
-    path("events", views.negotiated(views.EventListView)),
+    path("events", event_views.negotiated(event_views.EventListView)),
     path(
-        "sessions/<str:session_id>/events",
-        views.negotiated(views.SessionEventListView),
+        "sessions/<str:sessionId>/events",
+        event_views.negotiated(event_views.SessionEventListView),
     ),
 ]

@@ -1,50 +1,50 @@
+"""Webhook endpoints and their deliveries (DESIGN §9)."""
+
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.renderers import JSONRenderer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import Environment
-from calls import selectors as call_selectors
-from config.api import ratelimit
-from config.api.auth import authenticate_key, bearer_token
 from config.api.errors import (
-    PROBLEM_CONTENT_TYPE,
-    ApplicationError,
     InvalidRequest,
-    RateLimited,
-    problem_body,
-    request_id_of,
 )
 from config.api.idempotency import idempotent
-from config.api.pagination import paginate, read_limit
+from config.api.pagination import paginate
+from config.api.schema import PAGE, envelope, page, problems
 from config.api.views import EnvironmentAPIView, ok
-from config.tenancy import parse_public_id
-from events import selectors, services, sse
+from config.errors import Conflict
+from events import selectors, services
 from events.api.serializers import (
     DeliveryFilterSerializer,
     DeliverySerializer,
-    EventPageSerializer,
     WebhookCreateSerializer,
     WebhookSerializer,
     WebhookUpdateSerializer,
     WebhookWithSecretSerializer,
 )
-from events.models import EventType, WebhookDelivery, WebhookEndpoint
+from events.models import WebhookDelivery, WebhookEndpoint
 
-PAGE = [OpenApiParameter("limit", int), OpenApiParameter("cursor", str)]
-
-# ---------------------------------------------------------------- webhooks
+WEBHOOK_DISABLED = Conflict(
+    "The endpoint is disabled; enable it (PATCH enabled: true) first.",
+    code="webhook_disabled",
+)
+DELIVERY_IN_PROGRESS = Conflict(
+    "An attempt of this delivery is in progress.",
+    code="delivery_in_progress",
+    headers={"Retry-After": "5"},
+)
+UNKNOWN_EVENT_TYPE = InvalidRequest(
+    "'call.answered' is not an event type; use one of … or '*' for all.",
+    code="unknown_event_type",
+    param="events[0]",
+)
 
 
 class WebhookScopedView(EnvironmentAPIView):
@@ -61,10 +61,12 @@ def _webhook(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return WebhookSerializer(endpoint).data
 
 
+@extend_schema(tags=["Webhooks"])
 class WebhookListView(WebhookScopedView):
     @extend_schema(
+        operation_id="listWebhooks",
         parameters=PAGE,
-        responses=WebhookSerializer(many=True),
+        responses=page(WebhookSerializer),
         summary="List webhook endpoints",
     )
     def get(self, request: Request) -> Response:
@@ -77,9 +79,23 @@ class WebhookListView(WebhookScopedView):
         )
 
     @extend_schema(
+        operation_id="createWebhook",
         request=WebhookCreateSerializer,
-        responses={201: WebhookWithSecretSerializer},
+        responses={
+            201: envelope(WebhookWithSecretSerializer),
+            **problems(UNKNOWN_EVENT_TYPE),
+        },
         summary="Create a webhook endpoint (its secret is shown in this response only)",
+        examples=[
+            OpenApiExample(
+                "Call endings",
+                value={
+                    "url": "https://hooks.example.com/switchboard",
+                    "events": ["call.ended", "call.recording.ready"],
+                },
+                request_only=True,
+            )
+        ],
     )
     @idempotent
     def post(self, request: Request) -> Response:
@@ -91,14 +107,20 @@ class WebhookListView(WebhookScopedView):
         return ok(WebhookWithSecretSerializer(created.endpoint).data, status=201)
 
 
+@extend_schema(tags=["Webhooks"])
 class WebhookDetailView(WebhookScopedView):
-    @extend_schema(responses=WebhookSerializer, summary="Get a webhook endpoint")
+    @extend_schema(
+        operation_id="getWebhook",
+        responses=envelope(WebhookSerializer),
+        summary="Get a webhook endpoint",
+    )
     def get(self, request: Request, webhook_id: str) -> Response:
         return ok(_webhook(self.webhook(webhook_id)))
 
     @extend_schema(
+        operation_id="updateWebhook",
         request=WebhookUpdateSerializer,
-        responses=WebhookSerializer,
+        responses={200: envelope(WebhookSerializer), **problems(UNKNOWN_EVENT_TYPE)},
         summary="Change a webhook endpoint (url, events, description, enabled)",
     )
     def patch(self, request: Request, webhook_id: str) -> Response:
@@ -110,7 +132,8 @@ class WebhookDetailView(WebhookScopedView):
         )
 
     @extend_schema(
-        responses=WebhookSerializer,
+        operation_id="deleteWebhook",
+        responses={200: envelope(WebhookSerializer)},
         summary="Delete a webhook endpoint and its delivery log",
     )
     def delete(self, request: Request, webhook_id: str) -> Response:
@@ -120,10 +143,12 @@ class WebhookDetailView(WebhookScopedView):
         return ok(data)
 
 
+@extend_schema(tags=["Webhooks"])
 class WebhookRotateSecretView(WebhookScopedView):
     @extend_schema(
+        operation_id="rotateWebhookSecret",
         request=None,
-        responses=WebhookWithSecretSerializer,
+        responses=envelope(WebhookWithSecretSerializer),
         summary="Rotate the secret (the old one keeps signing for 24 h)",
         description=(
             "Returns the new secret, once. For WEBHOOK_SECRET_OVERLAP_S (24 h) every "
@@ -137,13 +162,15 @@ class WebhookRotateSecretView(WebhookScopedView):
         return ok(WebhookWithSecretSerializer(rotated.endpoint).data)
 
 
+@extend_schema(tags=["Webhooks"])
 class DeliveryListView(WebhookScopedView):
     @extend_schema(
+        operation_id="listWebhookDeliveries",
         parameters=[
             OpenApiParameter("status", str, enum=["pending", "succeeded", "failed"]),
             *PAGE,
         ],
-        responses=DeliverySerializer(many=True),
+        responses=page(DeliverySerializer),
         summary="A webhook endpoint's deliveries and their attempts, newest first",
     )
     def get(self, request: Request, webhook_id: str) -> Response:
@@ -163,16 +190,26 @@ class DeliveryListView(WebhookScopedView):
         )
 
 
+@extend_schema(tags=["Webhooks"])
 class DeliveryDetailView(WebhookScopedView):
-    @extend_schema(responses=DeliverySerializer, summary="Get a delivery")
+    @extend_schema(
+        operation_id="getWebhookDelivery",
+        responses=envelope(DeliverySerializer),
+        summary="Get a delivery",
+    )
     def get(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
         return ok(DeliverySerializer(self.delivery(webhook_id, delivery_id)).data)
 
 
+@extend_schema(tags=["Webhooks"])
 class DeliveryRetryView(WebhookScopedView):
     @extend_schema(
+        operation_id="retryWebhookDelivery",
         request=None,
-        responses={202: DeliverySerializer},
+        responses={
+            202: envelope(DeliverySerializer),
+            **problems(WEBHOOK_DISABLED, DELIVERY_IN_PROGRESS),
+        },
         summary="Send a delivery again now (a new attempt, the same webhook-id)",
     )
     def post(self, request: Request, webhook_id: str, delivery_id: str) -> Response:
@@ -183,209 +220,3 @@ class DeliveryRetryView(WebhookScopedView):
             self.environment, retried.endpoint, retried.public_id
         )
         return ok(DeliverySerializer(fresh).data, status=202)
-
-
-# ---------------------------------------------------------------- events
-
-
-class VerbatimJSONRenderer(JSONRenderer):
-    """Envelopes go out exactly as in SSE and webhooks: event data is never re-cased."""
-
-    charset = None
-
-
-EVENT_PARAMETERS = [
-    OpenApiParameter(
-        "after",
-        str,
-        description=(
-            "An event id: the events after it, oldest first. Without it: the latest "
-            "`limit` events, oldest first."
-        ),
-    ),
-    OpenApiParameter("type", str, description="Event types, comma separated."),
-    OpenApiParameter("limit", int),
-    OpenApiParameter(
-        "Last-Event-ID",
-        str,
-        location=OpenApiParameter.HEADER,
-        description="With `Accept: text/event-stream`: resume after this event id.",
-    ),
-    OpenApiParameter(
-        "lastEventId", str, description="The same as the Last-Event-ID header."
-    ),
-]
-EVENT_RESPONSES = {
-    (200, "application/json"): EventPageSerializer,
-    (200, sse.CONTENT_TYPE): OpenApiResponse(
-        OpenApiTypes.STR,
-        description=(
-            "With `Accept: text/event-stream`: Server-Sent Events. Each message has "
-            "`id:` (the event id), `event:` (its type) and `data:` (the envelope, one "
-            "line of JSON); a `: ping` comment every 15 s when idle."
-        ),
-    ),
-}
-EVENT_DESCRIPTION = (
-    "`Accept: text/event-stream` opens a Server-Sent Events stream: the events after "
-    "`Last-Event-ID` (header or `?lastEventId=`) from the log, then live ones. Any other "
-    "Accept returns a page of the log as JSON, oldest first, for polling with `after`."
-)
-
-
-class EventListView(EnvironmentAPIView):
-    renderer_classes = [VerbatimJSONRenderer]
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("sessionId", str, description="One session's events."),
-            *EVENT_PARAMETERS,
-        ],
-        responses=EVENT_RESPONSES,
-        summary="The environment's events: a JSON page, or a live SSE stream",
-        description=EVENT_DESCRIPTION,
-    )
-    def get(self, request: Request, session_id: str | None = None) -> Response:
-        session_public_id: str | None = None
-        if session_id is not None:
-            session = call_selectors.session_get(self.environment, session_id)
-            session_public_id = str(session.public_id)
-        elif request.query_params.get("sessionId"):
-            parsed = parse_public_id(request.query_params["sessionId"])
-            if parsed is None:
-                raise InvalidRequest("sessionId is not a valid id.", param="sessionId")
-            session_public_id = str(parsed)
-        events = selectors.event_list(
-            self.environment,
-            session_public_id=session_public_id,
-            types=_types(request.query_params.get("type")),
-        )
-        limit = read_limit(request)
-        after = request.query_params.get("after")
-        next_cursor = None
-        if after:
-            position = selectors.event_position(self.environment, after)
-            if position is None:
-                raise InvalidRequest(
-                    "after is not the id of an event of this environment.",
-                    code="unknown_event_id",
-                    param="after",
-                )
-            page = list(events.filter(pk__gt=position).order_by("pk")[: limit + 1])
-            if len(page) > limit:
-                page = page[:limit]
-                next_cursor = str(page[-1].public_id)
-        else:
-            page = list(events.order_by("-pk")[:limit])[::-1]
-        return Response(
-            {
-                "data": [services.envelope_of(event) for event in page],
-                "nextCursor": next_cursor,
-            }
-        )
-
-
-class SessionEventListView(EventListView):
-    @extend_schema(
-        parameters=EVENT_PARAMETERS,
-        responses=EVENT_RESPONSES,
-        summary="A session's events: a JSON page, or a live SSE stream",
-        description=EVENT_DESCRIPTION,
-    )
-    def get(self, request: Request, session_id: str | None = None) -> Response:
-        return super().get(request, session_id)
-
-
-def _types(raw: str | None) -> list[str] | None:
-    if not raw:
-        return None
-    types = [name.strip() for name in raw.split(",") if name.strip()]
-    for name in types:
-        if name not in EventType.values:
-            raise InvalidRequest(f"{name!r} is not an event type.", param="type")
-    return types
-
-
-# ---------------------------------------------------------------- SSE
-
-
-def _authenticate(authorization: str | None) -> Environment:
-    """The API key's environment, counted against its rate limit like any request."""
-    api_key = authenticate_key(bearer_token(authorization))
-    count, remaining = ratelimit.hit(f"key:{api_key.public_id}")
-    if count > settings.API_RATE_LIMIT_PER_MINUTE:
-        wait = max(1, round(remaining))
-        raise RateLimited(
-            f"Rate limit exceeded; retry in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
-    return api_key.environment
-
-
-# Not thread-sensitive: a shared pool thread, not one held per open stream.
-authenticate = database_sync_to_async(_authenticate, thread_sensitive=False)
-session_get = database_sync_to_async(call_selectors.session_get, thread_sensitive=False)
-
-
-def problem(error: ApplicationError, request: HttpRequest) -> HttpResponse:
-    """Problem details outside DRF, in the same shape the exception handler renders."""
-    response = JsonResponse(
-        problem_body(
-            status=error.status,
-            code=error.code,
-            title=error.title,
-            detail=error.detail,
-            param=error.param,
-            request_id=request_id_of(request),
-            extra=error.extra,
-        ),
-        status=error.status,
-        content_type=PROBLEM_CONTENT_TYPE,
-    )
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
-
-
-async def event_stream_view(
-    request: HttpRequest, session_id: str | None = None
-) -> HttpResponseBase:
-    """Open an SSE stream for an API key: the environment's, or one session's."""
-    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get(
-        "lastEventId"
-    )
-    try:
-        environment = await authenticate(request.headers.get("Authorization"))
-        session_public_id = None
-        if session_id is not None:
-            session_public_id = (await session_get(environment, session_id)).public_id
-        if last_event_id:
-            await sse.check_last_event_id(environment, last_event_id)
-    except ApplicationError as error:
-        return problem(error, request)
-    return sse.stream_response(
-        sse.event_stream(environment, session_public_id, last_event_id)
-    )
-
-
-def negotiated(
-    view_class: type[EventListView],
-) -> Callable[..., Coroutine[Any, Any, HttpResponseBase]]:
-    """One URL, two shapes: SSE for ``Accept: text/event-stream``, else the JSON view.
-
-    The returned view is async, so streams run on the server's loop; it carries the DRF
-    class as ``cls`` so the OpenAPI schema documents the route.
-    """
-    json_view = sync_to_async(view_class.as_view())
-
-    async def view(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
-        if request.method == "GET" and sse.wants_event_stream(
-            request.headers.get("Accept", "")
-        ):
-            return await event_stream_view(request, **kwargs)
-        response: HttpResponseBase = await json_view(request, **kwargs)
-        return response
-
-    view.cls = view_class  # type: ignore[attr-defined]
-    view.initkwargs = {}  # type: ignore[attr-defined]
-    return csrf_exempt(view)

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api.pagination import paginate
+from config.api.schema import EXAMPLE_ID, PAGE, envelope, page, problems
 from config.api.views import EnvironmentAPIView, ok
 from config.errors import NotFound
 from recordings import selectors, services
@@ -19,17 +20,25 @@ from recordings.api.serializers import RecordingFilterSerializer, RecordingSeria
 from recordings.models import CONTENT_TYPE, Recording, RecordingKind
 
 LIST_PARAMETERS = [
-    OpenApiParameter("callId", str, description="Only this call's recordings"),
+    OpenApiParameter(
+        "callId", OpenApiTypes.UUID, description="Only this call's recordings"
+    ),
     OpenApiParameter("kind", str, enum=RecordingKind.values),
-    OpenApiParameter("limit", int),
-    OpenApiParameter("cursor", str),
+    *PAGE,
 ]
 
 
+@extend_schema(tags=["Recordings"])
 class RecordingListView(EnvironmentAPIView):
     @extend_schema(
+        operation_id="listRecordings",
         parameters=LIST_PARAMETERS,
-        responses=RecordingSerializer(many=True),
+        responses={
+            200: page(RecordingSerializer),
+            **problems(
+                NotFound(f"No call with id {EXAMPLE_ID} exists.", code="call_not_found")
+            ),
+        },
         summary="List recordings",
         description=(
             "Newest first. `callId` must name a call of this environment (404 "
@@ -55,14 +64,21 @@ class RecordingListView(EnvironmentAPIView):
         )
 
 
+@extend_schema(tags=["Recordings"])
 class RecordingDetailView(EnvironmentAPIView):
-    @extend_schema(responses=RecordingSerializer, summary="Get a recording")
+    @extend_schema(
+        operation_id="getRecording",
+        responses=envelope(RecordingSerializer),
+        summary="Get a recording",
+    )
     def get(self, request: Request, recording_id: str) -> Response:
         recording = selectors.recording_get(self.environment, recording_id)
         return ok(RecordingSerializer(recording).data)
 
     @extend_schema(
-        responses=RecordingSerializer, summary="Delete a recording and its file"
+        operation_id="deleteRecording",
+        responses={200: envelope(RecordingSerializer)},
+        summary="Delete a recording and its file",
     )
     def delete(self, request: Request, recording_id: str) -> Response:
         recording = services.recording_delete(
@@ -84,16 +100,34 @@ class _AnyAccept(DefaultContentNegotiation):
         return renderer, renderer.media_type
 
 
+@extend_schema(tags=["Recordings"])
 class RecordingAudioView(EnvironmentAPIView):
     content_negotiation_class = _AnyAccept
 
     @extend_schema(
+        operation_id="downloadRecordingAudio",
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                response=[302],
+                description="The signed URL of the WAV.",
+            )
+        ],
         responses={
             (200, CONTENT_TYPE): OpenApiResponse(
-                OpenApiTypes.BINARY, description="The WAV (local storage)"
+                OpenApiTypes.BINARY,
+                description="The WAV: 16 kHz, 16-bit PCM, mono (local storage)",
             ),
             302: OpenApiResponse(
                 description="S3 storage: a short-lived signed URL in `Location`"
+            ),
+            **problems(
+                NotFound(
+                    "The recording's audio is no longer stored.",
+                    code="recording_not_found",
+                )
             ),
         },
         summary="Download a recording's WAV",

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from rest_framework import serializers
 
+from config.api.errors import WireName
+from config.api.schema import documented, example, url_schema, wire
 from config.api.serializers import ApiModelSerializer
 from streams import targets
 from streams.models import (
@@ -14,6 +18,7 @@ from streams.models import (
     StreamChannel,
     StreamDialect,
     StreamFormat,
+    StreamState,
     StreamType,
 )
 
@@ -114,31 +119,48 @@ class StreamListSerializer(serializers.ListSerializer):
             raise
 
 
+# Wavix's names for three options, as its users send them: accepted in their place.
+WAVIX_NAMES = {"stream_url": "url", "stream_type": "type", "stream_channel": "channel"}
+
+
 class StreamOptionsSerializer(serializers.Serializer):
-    """The options of one stream (DESIGN §6); unknown options are refused by name."""
+    """The options of one dial-out stream; an unknown option is refused by name.
+
+    Wavix's `stream_url`, `stream_type` and `stream_channel` stand for `url`, `type`
+    and `channel`; an error about one names it as it was sent.
+    """
+
+    # The schema says so (additionalProperties: false); Wavix's names are described.
+    refuses_unknown_fields = True
 
     class Meta:
         list_serializer_class = StreamListSerializer
 
-    url = serializers.CharField(
-        max_length=targets.MAX_URL_LENGTH,
-        help_text="The receiver's WebSocket, ws:// or wss://. Signed in the handshake "
-        "(X-Switchboard-Signature: t=<unix>,v1=<hex HMAC-SHA256 of '<t>.<url>'>, keyed "
-        "with the environment's signing secret). Production refuses private addresses.",
+    url = documented(
+        serializers.CharField(
+            max_length=targets.MAX_URL_LENGTH,
+            help_text="The receiver's WebSocket, ws:// or wss://. Signed in the "
+            "handshake (X-Switchboard-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
+            "'<t>.<url>'>, keyed with the environment's signing secret). Production "
+            "refuses private addresses. Wavix's name for it, `stream_url`, works too.",
+        ),
+        url_schema("wss", "ws"),
     )
     type = serializers.ChoiceField(
         choices=StreamType.choices,
         required=False,
         default=StreamType.ONEWAY,
         help_text="oneway: the call's audio goes out. twoway: the receiver's `media` "
-        "also plays into the call (1 twoway and 5 oneway live streams per call).",
+        "also plays into the call (1 twoway and 5 oneway live streams per call). "
+        "Wavix's name for it, `stream_type`, works too.",
     )
     channel = serializers.ChoiceField(
         choices=StreamChannel.choices,
         required=False,
         default=StreamChannel.INBOUND,
         help_text="inbound: the peer's audio; outbound: what the call sends to the peer "
-        "(live socket and playback); both. A twoway stream is inbound only.",
+        "(live socket and playback); both. A twoway stream is inbound only. Wavix's "
+        "name for it, `stream_channel`, works too.",
     )
     format = serializers.ChoiceField(
         choices=StreamFormat.choices,
@@ -174,12 +196,41 @@ class StreamOptionsSerializer(serializers.Serializer):
         "call goes on), hangup (the call ends) or reconnect (a fresh `start` with "
         "reconnect: true; timestamps continue).",
     )
-    status_callback = serializers.CharField(
-        max_length=targets.MAX_URL_LENGTH,
-        required=False,
-        help_text="An http(s) URL that receives the stream's call.stream.* events, "
-        "signed with Standard Webhooks headers (key: the environment's signing secret).",
+    status_callback = documented(
+        serializers.CharField(
+            max_length=targets.MAX_URL_LENGTH,
+            required=False,
+            help_text="An http(s) URL that receives the stream's call.stream.* events, "
+            "signed with Standard Webhooks headers (key: the environment's signing "
+            "secret).",
+        ),
+        url_schema("https", "http"),
     )
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        sent_as: dict[str, str] = {}
+        if isinstance(data, dict):
+            data = dict(data)
+            for alias, name in WAVIX_NAMES.items():
+                if alias not in data:
+                    continue
+                if name in data:
+                    raise serializers.ValidationError(
+                        {WireName(alias): [f"Give {name} or {alias}, not both."]}
+                    )
+                data[name] = data.pop(alias)
+                sent_as[name] = alias
+        try:
+            return super().run_validation(data)
+        except serializers.ValidationError as exc:
+            if not sent_as or not isinstance(exc.detail, dict):
+                raise
+            raise serializers.ValidationError(
+                {
+                    WireName(sent_as[key]) if key in sent_as else key: value
+                    for key, value in exc.detail.items()
+                }
+            ) from None
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -259,3 +310,33 @@ def stream_list_field() -> StreamListSerializer:
 
 class CallAcceptSerializer(serializers.Serializer):
     streams = stream_list_field()
+
+
+@example("Stream")
+def _stream_example() -> Any:
+    from calls.api.serializers import EXAMPLE_TIME, example_call
+
+    call = example_call()
+    started = EXAMPLE_TIME + timedelta(seconds=9.2)
+    stopped = EXAMPLE_TIME + timedelta(seconds=21.48)  # with the call
+    stream = Stream(
+        public_id=UUID("0197a5c1-1b3c-7d4e-9f50-6a7b8c9d0e1f"),
+        call=call,
+        url="wss://bot.example.com/media",
+        type=StreamType.TWOWAY,
+        channel=StreamChannel.INBOUND,
+        format=StreamFormat.PCM16_16000,
+        dialect=StreamDialect.WAVIX,
+        on_disconnect=OnDisconnect.CONTINUE,
+        headers={"X-Bot-Token": "t0k3n"},
+        custom_parameters={"agent": "support"},
+        state=StreamState.STOPPED,
+        reason="call_ended",
+        frames_sent=624,
+        frames_received=598,
+        created_at=EXAMPLE_TIME + timedelta(seconds=5),
+        started_at=started,
+        stopped_at=stopped,
+        updated_at=stopped,
+    )
+    return wire(StreamSerializer(stream).data)

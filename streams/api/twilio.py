@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from email.utils import format_datetime
 from typing import Any
 
@@ -196,3 +197,177 @@ def call_resource(request: HttpRequest, account: str, sid: str) -> JsonResponse:
         return JsonResponse(twilio_call(call, environment))
     except TwilioError as error:
         return error.response()
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+PATH = f"/twilio/{API_VERSION}/Accounts/{{accountSid}}/Calls/{{callSid}}.json"
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_CALL_FIELDS = {
+    "sid": {"type": "string"},
+    "account_sid": {"type": "string"},
+    "status": {
+        "type": "string",
+        "enum": [
+            "queued",
+            "ringing",
+            "in-progress",
+            "completed",
+            "busy",
+            "no-answer",
+            "failed",
+            "canceled",
+        ],
+    },
+    "direction": {"type": "string", "enum": ["outbound-api", "inbound"]},
+    "api_version": {"type": "string"},
+    "uri": {"type": "string"},
+    "price_unit": {"type": "string"},
+    "queue_time": {"type": "string"},
+    "subresource_uris": {"type": "object"},
+}
+_NULLABLE_FIELDS = [
+    "parent_call_sid",
+    "date_created",
+    "date_updated",
+    "to",
+    "to_formatted",
+    "from",
+    "from_formatted",
+    "phone_number_sid",
+    "start_time",
+    "end_time",
+    "duration",
+    "price",
+    "answered_by",
+    "forwarded_from",
+    "group_sid",
+    "caller_name",
+    "trunk_sid",
+]
+TWILIO_CALL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Twilio's Call resource (fields Switchboard has no value for: null).",
+    "required": [*_CALL_FIELDS, *_NULLABLE_FIELDS],
+    "properties": {
+        **_CALL_FIELDS,
+        **{name: dict(_NULLABLE_STRING) for name in _NULLABLE_FIELDS},
+    },
+}
+TWILIO_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An error as Twilio shapes one.",
+    "required": ["code", "message", "more_info", "status"],
+    "properties": {
+        "code": {"type": "integer", "nullable": True},
+        "message": {"type": "string"},
+        "more_info": {"type": "string", "nullable": True},
+        "status": {"type": "integer"},
+    },
+}
+DESCRIPTION = """\
+For voice-AI frameworks that speak the `twilio` stream dialect and hang up through \
+Twilio's REST API: point their Twilio client at this host. HTTP Basic auth, \
+`accountSid:<api key>`, where `accountSid` is the value the stream's `start` frame gave \
+(`AC` + the environment's id) and the key belongs to that environment; `callSid` is the \
+`start` frame's `callSid`. Answers and errors are shaped like Twilio's.\
+"""
+
+
+def document_call_resource(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Add the Twilio-compatible Call resource to the schema."""
+    from calls.api.serializers import example_call
+    from config.api.schema_hooks import HEADER_REF
+
+    components = result.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.update(TwilioCall=dict(TWILIO_CALL_SCHEMA), TwilioError=TWILIO_ERROR_SCHEMA)
+    components.setdefault("securitySchemes", {})["TwilioBasic"] = {
+        "type": "http",
+        "scheme": "basic",
+        "description": "`accountSid` as the user name, an API key as the password.",
+    }
+    call = example_call()
+    environment = Environment(
+        public_id=uuid.UUID("0197a5bf-2c4d-7e5f-8a6b-7c8d9e0f1a2b")
+    )
+    schemas["TwilioCall"]["example"] = twilio_call(call, environment)
+    headers = {"X-Request-Id": {"$ref": HEADER_REF + "XRequestId"}}
+    call_response = {
+        "description": "The call, as Twilio's Call resource.",
+        "headers": headers,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/TwilioCall"}}
+        },
+    }
+    errors = {
+        str(status): {
+            "description": description,
+            "headers": headers,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/TwilioError"}
+                }
+            },
+        }
+        for status, description in (
+            (400, "Status is not `completed` or `canceled`"),
+            (401, "No valid `accountSid:<api key>` for this account"),
+            (404, "No such call in this account"),
+            (429, "Rate limited (the key's own limit)"),
+        )
+    }
+    parameters = [
+        {
+            "in": "path",
+            "name": "accountSid",
+            "required": True,
+            "description": "`AC` + the environment's id (hex).",
+            "schema": {"type": "string", "pattern": "^AC[0-9a-f]{32}$"},
+        },
+        {
+            "in": "path",
+            "name": "callSid",
+            "required": True,
+            "description": "`CA` + the call's id (hex).",
+            "schema": {"type": "string", "pattern": "^CA[0-9a-f]{32}$"},
+        },
+    ]
+    common: dict[str, Any] = {
+        "tags": ["Twilio compatibility"],
+        "description": DESCRIPTION,
+        "parameters": parameters,
+        "security": [{"TwilioBasic": []}],
+    }
+    result["paths"][PATH] = {
+        "get": {
+            **common,
+            "operationId": "twilioFetchCall",
+            "summary": "Fetch a call, Twilio-style",
+            "responses": {"200": call_response, **errors},
+        },
+        "post": {
+            **common,
+            "operationId": "twilioUpdateCall",
+            "summary": "Hang up a call, Twilio-style (`Status=completed`)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["Status"],
+                            "properties": {
+                                "Status": {
+                                    "type": "string",
+                                    "enum": list(ENDING_STATUSES),
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"200": call_response, **errors},
+        },
+    }
+    return result
