@@ -25,6 +25,8 @@ class EnvironmentSerializer(ApiModelSerializer):
             "kind",
             "recording_retention_days",
             "record_calls",
+            "event_retention_days",
+            "end_call_when_client_gone_after_s",
             "created_at",
             "updated_at",
         ]
@@ -38,6 +40,19 @@ class EnvironmentUpdateSerializer(serializers.Serializer):
         required=False, min_value=1, max_value=3650
     )
     record_calls = serializers.BooleanField(required=False)
+    event_retention_days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        help_text="Days events and their webhook deliveries are kept (default 30).",
+    )
+    end_call_when_client_gone_after_s = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=86_400,
+        help_text="Seconds after its live socket dropped, with nothing else consuming "
+        "it, that a call ends `client_gone` (default 60; 0 = never).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         unknown = (
@@ -69,6 +84,8 @@ def _environment_example() -> Any:
         kind=EnvironmentKind.TEST,
         recording_retention_days=30,
         record_calls=True,
+        event_retention_days=30,
+        end_call_when_client_gone_after_s=60,
         created_at=EXAMPLE_TIME,
         updated_at=EXAMPLE_TIME,
     )

@@ -141,3 +141,27 @@ def test_rotating_the_signing_secret_shows_it_once_and_replaces_it(
     # The other environment keeps its own secret.
     assert Environment.objects.get(pk=tenant.live.pk).signing_secret not in ("", secret)
     assert secret not in tenant.client().get(URL).content.decode()
+
+
+def test_the_event_retention_and_the_client_gone_delay_are_settings_of_the_environment(
+    tenant: Tenant,
+) -> None:
+    client = tenant.client("live")
+    shown = client.get(URL).json()["data"]
+    assert shown["eventRetentionDays"] == 30
+    assert shown["endCallWhenClientGoneAfterS"] == 60
+    patched = client.patch(
+        URL,
+        {"eventRetentionDays": 7, "endCallWhenClientGoneAfterS": 0},
+        format="json",
+    )
+    assert patched.status_code == 200, patched.content
+    data = patched.json()["data"]
+    assert (data["eventRetentionDays"], data["endCallWhenClientGoneAfterS"]) == (7, 0)
+    tenant.live.refresh_from_db()
+    assert tenant.live.event_retention_days == 7
+    tenant.test.refresh_from_db()
+    assert tenant.test.end_call_when_client_gone_after_s == 60
+    refused = client.patch(URL, {"eventRetentionDays": 0}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["param"] == "eventRetentionDays"

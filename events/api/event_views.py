@@ -142,19 +142,28 @@ class EventListView(EnvironmentAPIView):
         after = request.query_params.get("after")
         next_cursor = None
         if after:
-            position = selectors.event_position(self.environment, after)
-            if position is None:
+            cursor = selectors.event_cursor(self.environment, after)
+            if cursor is None:
                 raise InvalidRequest(
                     "after is not the id of an event of this environment.",
                     code="unknown_event_id",
                     param="after",
                 )
-            page = list(events.filter(pk__gt=position).order_by("pk")[: limit + 1])
+            # The log's commit-safe order: polling from the last id never skips one.
+            page = selectors.events_after(
+                self.environment.pk,
+                cursor,
+                session_public_id=session_public_id,
+                types=_types(request.query_params.get("type")),
+                limit=limit + 1,
+            )
             if len(page) > limit:
                 page = page[:limit]
                 next_cursor = str(page[-1].public_id)
         else:
-            page = list(events.order_by("-pk")[:limit])[::-1]
+            page = list(selectors.settled(events).order_by("-txid", "-pk")[:limit])[
+                ::-1
+            ]
         return Response(
             {
                 "data": [services.envelope_of(event) for event in page],
