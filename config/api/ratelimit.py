@@ -1,7 +1,13 @@
-"""Per-API-key rate limits: an atomic Redis counter in production, in-process otherwise."""
+"""Per-API-key rate limits: an atomic Redis counter in production, in-process otherwise.
+
+When Redis cannot be reached the limiter does not fail the request: it counts in this
+process's own window for a while (``FALLBACK_S``), says so once in the log, and goes back
+to Redis by itself once Redis answers again.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from functools import cache
@@ -46,20 +52,53 @@ class _LocalWindow:
 _local = _LocalWindow()
 
 
+logger = logging.getLogger(__name__)
+
+# After Redis failed, requests count in-process this long before Redis is tried again.
+FALLBACK_S = 5.0
+_fallback_until = 0.0
+_fallback_lock = threading.Lock()
+
+
 @cache
 def _redis_script() -> Any:
     import redis
 
-    client = redis.Redis.from_url(str(settings.REDIS_URL))
+    client = redis.Redis.from_url(
+        str(settings.REDIS_URL), socket_connect_timeout=0.5, socket_timeout=0.5
+    )
     return client.register_script(_LUA)
+
+
+def _redis_failed(error: Exception) -> None:
+    global _fallback_until
+    with _fallback_lock:
+        first = _fallback_until == 0.0
+        _fallback_until = time.monotonic() + FALLBACK_S
+    if first:
+        logger.warning(
+            "Rate limiter cannot reach Redis (%s): counting in this process until "
+            "it answers again",
+            type(error).__name__,
+        )
 
 
 def hit(key: str) -> tuple[int, float]:
     """Count one request against a key's window; return (count, seconds left)."""
-    if settings.REDIS_URL:
-        count, ttl_ms = _redis_script()(
-            keys=[f"{settings.REDIS_KEY_PREFIX}:rl:{key}"], args=[WINDOW_SECONDS * 1000]
-        )
+    global _fallback_until
+    if settings.REDIS_URL and time.monotonic() >= _fallback_until:
+        try:
+            count, ttl_ms = _redis_script()(
+                keys=[f"{settings.REDIS_KEY_PREFIX}:rl:{key}"],
+                args=[WINDOW_SECONDS * 1000],
+            )
+        except Exception as error:  # redis.ConnectionError, TimeoutError, …
+            _redis_failed(error)
+            return _local.hit(key)
+        if _fallback_until:
+            with _fallback_lock:
+                _fallback_until = 0.0
+            logger.warning("Rate limiter reaches Redis again")
         return int(count), max(int(ttl_ms), 0) / 1000
     return _local.hit(key)
 
