@@ -94,20 +94,31 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         IdempotencyRecord.objects.filter(
             environment=environment, key=key, created_at__lt=cutoff
         ).delete()
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    environment=environment, key=key, fingerprint=fingerprint
-                )
-        except IntegrityError:
-            existing = IdempotencyRecord.objects.get(environment=environment, key=key)
-            if existing.fingerprint != fingerprint:
-                raise key_reused() from None
-            if existing.state != IdempotencyRecord.State.DONE:
-                raise request_in_progress() from None
-            replay = Response(existing.response_body, status=existing.status_code)
-            replay["Idempotent-Replayed"] = "true"
-            return replay
+        record = None
+        for _ in range(3):
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        environment=environment, key=key, fingerprint=fingerprint
+                    )
+                break
+            except IntegrityError:
+                existing = IdempotencyRecord.objects.filter(
+                    environment=environment, key=key
+                ).first()
+                if existing is None:
+                    # The request holding the key failed and let it go meanwhile: the
+                    # key is free again, so try to take it.
+                    continue
+                if existing.fingerprint != fingerprint:
+                    raise key_reused() from None
+                if existing.state != IdempotencyRecord.State.DONE:
+                    raise request_in_progress() from None
+                replay = Response(existing.response_body, status=existing.status_code)
+                replay["Idempotent-Replayed"] = "true"
+                return replay
+        if record is None:
+            raise request_in_progress()
         try:
             response = view_method(self, request, *args, **kwargs)
         except BaseException:

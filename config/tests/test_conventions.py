@@ -91,6 +91,32 @@ def test_concurrent_duplicate_is_409_in_progress(tenant: Tenant) -> None:
     assert ApiKey.objects.filter(name="slow").count() == 1
 
 
+def test_a_key_let_go_between_our_insert_and_our_look_is_taken_not_a_500(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race that used to answer 500: our insert collides with a request holding the
+    key, which then fails and lets the key go before we look it up. We take the key."""
+    from django.db import IntegrityError
+
+    from accounts.models import IdempotencyRecord
+
+    real_create = IdempotencyRecord.objects.create
+    collided = []
+
+    def create(**fields: object) -> IdempotencyRecord:
+        if not collided:
+            collided.append(True)  # the other request held it, and let it go since
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real_create(**fields)
+
+    monkeypatch.setattr(IdempotencyRecord.objects, "create", create)
+    response = tenant.client().post(
+        URL, {"name": "raced"}, format="json", HTTP_IDEMPOTENCY_KEY="k-race"
+    )
+    assert response.status_code == 201, response.content
+    assert collided and ApiKey.objects.filter(name="raced").count() == 1
+
+
 def test_cursor_pagination_is_newest_first_and_complete(tenant: Tenant) -> None:
     client = tenant.client()
     for index in range(7):
