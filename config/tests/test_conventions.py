@@ -101,7 +101,7 @@ def test_a_key_let_go_between_our_insert_and_our_look_is_taken_not_a_500(
     from accounts.models import IdempotencyRecord
 
     real_create = IdempotencyRecord.objects.create
-    collided = []
+    collided: list[bool] = []
 
     def create(**fields: object) -> IdempotencyRecord:
         if not collided:
