@@ -30,7 +30,7 @@ from calls.models import Call
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.schema import EXAMPLE_ID, PAGE, envelope, page, problems
-from config.api.views import EnvironmentAPIView, ok
+from config.api.views import EnvironmentAPIView, ok, query_names
 from config.errors import Conflict, InvalidRequest, NotFound, UnsupportedMediaType
 
 LIST_PARAMETERS = [
@@ -48,6 +48,8 @@ CALL_NOT_ACTIVE = Conflict(
 
 @extend_schema(tags=["Assets"])
 class AssetListView(EnvironmentAPIView):
+    query_parameters = query_names(LIST_PARAMETERS)
+
     parser_classes = [CamelCaseMultiPartParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ from calls.runtime import control
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.schema import PAGE, envelope, page, problems
-from config.api.views import ok
+from config.api.views import ok, query_names
 from config.errors import Conflict
 from streams.api.serializers import CallAcceptSerializer
 from streams.api.views import streams_data
@@ -51,6 +51,8 @@ CALL_FILTERS = [
 
 @extend_schema(tags=["Calls"])
 class SessionCallsView(SessionScopedView):
+    query_parameters = query_names(CALL_FILTERS)
+
     @extend_schema(
         operation_id="listSessionCalls",
         parameters=CALL_FILTERS,
@@ -117,6 +119,8 @@ def _call_page(request: Request, calls: QuerySet[Call]) -> Response:
 
 @extend_schema(tags=["Calls"])
 class CallListView(SessionScopedView):
+    query_parameters = query_names(CALL_FILTERS)
+
     @extend_schema(
         operation_id="listCalls",
         parameters=CALL_FILTERS,

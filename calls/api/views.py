@@ -32,7 +32,7 @@ from calls.runtime import control
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.schema import PAGE, envelope, page, problems
-from config.api.views import EnvironmentAPIView, ok
+from config.api.views import EnvironmentAPIView, ok, query_names
 from config.errors import Conflict, NotFound
 
 
@@ -50,6 +50,8 @@ class SessionScopedView(EnvironmentAPIView):
 
 @extend_schema(tags=["Sessions"])
 class SessionListView(SessionScopedView):
+    query_parameters = query_names(PAGE)
+
     @extend_schema(
         operation_id="listSessions",
         parameters=PAGE,

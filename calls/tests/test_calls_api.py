@@ -954,3 +954,15 @@ def test_a_dead_hosts_call_ends_at_its_last_beat_not_when_it_was_noticed(
     data = snapshot(client, call)
     assert (data["state"], data["endReason"]) == ("ended", "failed")
     assert 29_000 <= data["durationMs"] <= 31_000
+
+
+def test_an_unknown_list_filter_is_a_400_naming_it(tenant: Tenant) -> None:
+    client = tenant.client()
+    for url, name in (
+        ("/api/v1/calls?sessionId=0190a000-0000-7000-8000-000000000000", "sessionId"),
+        ("/api/v1/sessions?state=ended", "state"),
+        ("/api/v1/events?cursor=abc", "cursor"),
+    ):
+        response = client.get(url)
+        assert is_problem(response, 400, "unknown_parameter")["param"] == name
+    assert client.get("/api/v1/calls?state=ended&limit=5").status_code == 200

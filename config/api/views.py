@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +12,16 @@ from rest_framework.views import APIView
 
 from accounts.models import Environment
 from config.api.auth import environment_of
+from config.errors import InvalidRequest
+
+
+def query_names(parameters: Iterable[Any]) -> frozenset[str]:
+    """The query parameters among a view's documented OpenAPI parameters."""
+    return frozenset(
+        parameter.name
+        for parameter in parameters
+        if getattr(parameter, "location", "query") == "query"
+    )
 
 
 def snake_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +37,27 @@ def ok(data: Any, status: int = 200) -> Response:
 
 
 class EnvironmentAPIView(APIView):
-    """An API view whose every lookup is scoped to the calling key's environment."""
+    """An API view whose every lookup is scoped to the calling key's environment.
+
+    A list view names the query parameters its GET takes (``query_parameters``): any
+    other is refused with a 400 naming it, rather than silently ignored.
+    """
+
+    query_parameters: ClassVar[frozenset[str] | None] = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        allowed = self.query_parameters
+        if allowed is None or request.method != "GET":
+            return
+        for name in request.query_params:
+            if name not in allowed:
+                raise InvalidRequest(
+                    f"Unknown query parameter {name!r}; this list takes "
+                    f"{', '.join(sorted(allowed))}.",
+                    code="unknown_parameter",
+                    param=name,
+                )
 
     @property
     def environment(self) -> Environment:

@@ -35,7 +35,7 @@ from config.api.errors import (
 )
 from config.api.pagination import read_limit
 from config.api.schema import LIMIT, problems
-from config.api.views import EnvironmentAPIView, snake_kwargs
+from config.api.views import EnvironmentAPIView, query_names, snake_kwargs
 from config.tenancy import parse_public_id
 from events import selectors, services, sse
 from events.api.serializers import (
@@ -109,6 +109,8 @@ EVENT_DESCRIPTION = (
 
 @extend_schema(tags=["Events"])
 class EventListView(EnvironmentAPIView):
+    query_parameters = query_names(EVENT_PARAMETERS) | {"sessionId"}
+
     renderer_classes = [VerbatimJSONRenderer]
 
     @extend_schema(
@@ -173,6 +175,8 @@ class EventListView(EnvironmentAPIView):
 
 
 class SessionEventListView(EventListView):
+    query_parameters = query_names(EVENT_PARAMETERS)
+
     @extend_schema(
         operation_id="listSessionEvents",
         parameters=EVENT_PARAMETERS,

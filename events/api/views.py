@@ -18,7 +18,7 @@ from config.api.errors import (
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.schema import PAGE, envelope, page, problems
-from config.api.views import EnvironmentAPIView, ok
+from config.api.views import EnvironmentAPIView, ok, query_names
 from config.errors import Conflict
 from events import selectors, services
 from events.api.serializers import (
@@ -63,6 +63,8 @@ def _webhook(endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 @extend_schema(tags=["Webhooks"])
 class WebhookListView(WebhookScopedView):
+    query_parameters = query_names(PAGE)
+
     @extend_schema(
         operation_id="listWebhooks",
         parameters=PAGE,
@@ -164,6 +166,8 @@ class WebhookRotateSecretView(WebhookScopedView):
 
 @extend_schema(tags=["Webhooks"])
 class DeliveryListView(WebhookScopedView):
+    query_parameters = query_names(PAGE) | {"status"}
+
     @extend_schema(
         operation_id="listWebhookDeliveries",
         parameters=[

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from config.api.pagination import paginate
 from config.api.schema import EXAMPLE_ID, PAGE, envelope, page, problems
-from config.api.views import EnvironmentAPIView, ok
+from config.api.views import EnvironmentAPIView, ok, query_names
 from config.errors import NotFound
 from recordings import selectors, services
 from recordings.api.serializers import RecordingFilterSerializer, RecordingSerializer
@@ -30,6 +30,8 @@ LIST_PARAMETERS = [
 
 @extend_schema(tags=["Recordings"])
 class RecordingListView(EnvironmentAPIView):
+    query_parameters = query_names(LIST_PARAMETERS)
+
     @extend_schema(
         operation_id="listRecordings",
         parameters=LIST_PARAMETERS,

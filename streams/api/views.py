@@ -13,7 +13,7 @@ from config.api.errors import WireName
 from config.api.idempotency import idempotent
 from config.api.pagination import paginate
 from config.api.schema import PAGE, envelope, invalid, page, problems
-from config.api.views import EnvironmentAPIView, ok
+from config.api.views import EnvironmentAPIView, ok, query_names
 from config.errors import Conflict
 from streams import selectors, services
 from streams.api.serializers import StreamOptionsSerializer, StreamSerializer
@@ -54,6 +54,8 @@ class CallStreamsView(EnvironmentAPIView):
 
 @extend_schema(tags=["Streams"])
 class StreamListView(CallStreamsView):
+    query_parameters = query_names(PAGE)
+
     @extend_schema(
         operation_id="listStreams",
         parameters=PAGE,
