@@ -68,9 +68,30 @@ def authenticate_key(token: str | None) -> ApiKey:
     return api_key
 
 
+# Presenting a wrong or revoked key: one address gets this many tries a minute, then
+# 429 before any key is looked at (guessing keys is slowed to a crawl).
+GUESSES = ("invalid_api_key", "revoked_api_key")
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiKey]:
-        api_key = authenticate_key(bearer_token(request.headers.get("Authorization")))
+        from django.conf import settings
+
+        from config.api import ratelimit
+        from config.api.errors import rate_limited
+
+        address = f"badkey:{request.META.get('REMOTE_ADDR') or 'unknown'}"
+        limit = settings.API_BAD_KEY_LIMIT_PER_MINUTE
+        if ratelimit.count_of(address) >= limit:
+            raise rate_limited(ratelimit.WINDOW_SECONDS)
+        try:
+            api_key = authenticate_key(
+                bearer_token(request.headers.get("Authorization"))
+            )
+        except Unauthenticated as refusal:
+            if refusal.code in GUESSES:
+                ratelimit.hit(address)
+            raise
         return ApiPrincipal(api_key), api_key
 
     def authenticate_header(self, request: Request) -> str:

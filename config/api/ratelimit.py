@@ -32,6 +32,12 @@ class _LocalWindow:
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, int]] = {}
 
+    def count(self, key: str) -> int:
+        now = time.monotonic()
+        with self._lock:
+            start, count = self._windows.get(key, (now, 0))
+            return 0 if now - start >= WINDOW_SECONDS else count
+
     def hit(self, key: str) -> tuple[int, float]:
         now = time.monotonic()
         with self._lock:
@@ -61,13 +67,17 @@ _fallback_lock = threading.Lock()
 
 
 @cache
-def _redis_script() -> Any:
+def _redis_client() -> Any:
     import redis
 
-    client = redis.Redis.from_url(
+    return redis.Redis.from_url(
         str(settings.REDIS_URL), socket_connect_timeout=0.5, socket_timeout=0.5
     )
-    return client.register_script(_LUA)
+
+
+@cache
+def _redis_script() -> Any:
+    return _redis_client().register_script(_LUA)
 
 
 def _redis_failed(error: Exception) -> None:
@@ -101,6 +111,17 @@ def hit(key: str) -> tuple[int, float]:
             logger.warning("Rate limiter reaches Redis again")
         return int(count), max(int(ttl_ms), 0) / 1000
     return _local.hit(key)
+
+
+def count_of(key: str) -> int:
+    """How many hits a key's current window holds (without adding one)."""
+    if settings.REDIS_URL and time.monotonic() >= _fallback_until:
+        try:
+            value = _redis_client().get(f"{settings.REDIS_KEY_PREFIX}:rl:{key}")
+            return int(value or 0)
+        except Exception as error:
+            _redis_failed(error)
+    return _local.count(key)
 
 
 class ApiKeyRateThrottle(BaseThrottle):

@@ -310,6 +310,9 @@ SPECTACULAR_SETTINGS = {
 
 # API behaviour
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", 600, min_value=1)
+# Wrong or revoked API keys one client address may present a minute before its requests
+# are refused with 429 unread.
+API_BAD_KEY_LIMIT_PER_MINUTE = env.int("API_BAD_KEY_LIMIT_PER_MINUTE", 30, min_value=1)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 # Carriers (DESIGN §11): every driver by name, as the dotted path of its Carrier class.

@@ -18,9 +18,11 @@ def redis_down(settings: Any) -> Any:
     """A REDIS_URL nothing listens on (port 1), for the limiter only."""
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     ratelimit._redis_script.cache_clear()
+    ratelimit._redis_client.cache_clear()
     ratelimit._fallback_until = 0.0
     yield settings
     ratelimit._redis_script.cache_clear()
+    ratelimit._redis_client.cache_clear()
     ratelimit._fallback_until = 0.0
 
 
@@ -34,3 +36,19 @@ def test_requests_succeed_and_are_still_limited_while_redis_is_down(
     assert statuses == [200, 200, 200, 429]
     warnings = [r for r in caplog.records if "cannot reach Redis" in r.getMessage()]
     assert len(warnings) == 1  # said once, not per request
+
+
+def test_an_address_guessing_keys_is_refused_before_any_key_is_read(
+    tenant: Tenant, settings: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    settings.API_BAD_KEY_LIMIT_PER_MINUTE = 3
+    guesser = APIClient(REMOTE_ADDR="203.0.113.9")
+    guesser.credentials(HTTP_AUTHORIZATION="Bearer sb_test_guess")
+    statuses = [guesser.get("/api/v1/environment").status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    refused = guesser.get("/api/v1/environment")
+    assert refused["Retry-After"] and refused.json()["code"] == "rate_limited"
+    # Another address, and the right key, are unaffected.
+    assert tenant.client().get("/api/v1/environment").status_code == 200
