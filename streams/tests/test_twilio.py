@@ -117,7 +117,12 @@ def test_twilio_frames_match_twilios_documented_messages_field_by_field(
             stream = response.json()["data"]
             assert stream["format"] == "mulaw_8000"
             connection = await rx.connection()
-            await rx.wait_for(lambda: connection.events("mark"))
+            # The mark played, and a few chunks (one per 20 ms) arrived.
+            await rx.wait_for(
+                lambda: (
+                    connection.events("mark") and len(connection.events("media")) >= 3
+                )
+            )
             await in_thread(
                 api.delete, f"{streams_url(session_id, call_id)}/{stream['streamId']}"
             )
