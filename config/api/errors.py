@@ -169,7 +169,39 @@ def to_application_error(exc: BaseException) -> ApplicationError | None:
         return PayloadTooLarge("The request body is larger than this endpoint accepts.")
     if isinstance(exc, drf.APIException):
         return _from_drf(exc)
+    if _database_unavailable(exc):
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable(
+            "The database is not answering right now; retry shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "1"},
+        )
     return None
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """The database went away or refused a connection (a restart, a full pool), as
+    opposed to a query's own error: the request may simply be retried."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__ or exc
+    name = type(cause).__name__
+    text = str(exc).lower()
+    return name in {"PoolTimeout", "ConnectionTimeout"} or any(
+        marker in text
+        for marker in (
+            "connection",
+            "server closed",
+            "terminating",
+            "too many clients",
+            "the database system is",
+            "could not connect",
+        )
+    )
 
 
 def problem_response(error: ApplicationError, request: HttpRequest | None) -> Response:

@@ -72,7 +72,7 @@ TEMPLATES = [
 ]
 
 
-def database_from_url(url: str | None) -> dict[str, object]:
+def database_from_url(url: str | None, *, pool_default: int = 0) -> dict[str, object]:
     """Translate DATABASE_URL into Django's DATABASES entry (SQLite under var/ if unset)."""
     if url is None:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def database_from_url(url: str | None) -> dict[str, object]:
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
-    return {
+    database: dict[str, object] = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")) or "switchboard",
         "USER": unquote(parts.username or ""),
@@ -98,7 +98,27 @@ def database_from_url(url: str | None) -> dict[str, object]:
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": env.int("DATABASE_CONN_MAX_AGE", 60, min_value=0),
         "CONN_HEALTH_CHECKS": True,
+        # How the connections show in pg_stat_activity.
+        "OPTIONS": {
+            "application_name": env.str("DATABASE_APPLICATION_NAME", "switchboard")
+        },
     }
+    # A bounded pool per process (psycopg's): at most this many connections however
+    # many requests and threads run; a request that waits past the timeout for one is
+    # a 503 to retry. 0: no pool (a persistent connection per thread).
+    pool_size = env.int("DATABASE_POOL_MAX_SIZE", pool_default, min_value=0)
+    if pool_size:
+        database["CONN_MAX_AGE"] = 0
+        database["CONN_HEALTH_CHECKS"] = False
+        database["OPTIONS"] = {
+            **database["OPTIONS"],  # type: ignore[dict-item]
+            "pool": {
+                "min_size": min(2, pool_size),
+                "max_size": pool_size,
+                "timeout": env.float("DATABASE_POOL_TIMEOUT_S", 10.0, min_value=0.1),
+            },
+        }
+    return database
 
 
 DATABASE_URL = env.url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))

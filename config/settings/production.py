@@ -1,7 +1,11 @@
 """The production shape: secrets required, HTTPS assumed, services from the environment."""
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import DATABASE_URL, database_from_url, env
+
+# PostgreSQL through a bounded pool per process: 8 connections unless
+# DATABASE_POOL_MAX_SIZE says otherwise (README: sizing).
+DATABASES = {"default": database_from_url(DATABASE_URL, pool_default=8)}
 
 SECRET_KEY = env.str("SECRET_KEY", required=True)
 DEBUG = False
