@@ -60,8 +60,11 @@ def settled(events: QuerySet[Event]) -> QuerySet[Event]:
     the order it writes, so there every committed event is settled)."""
     if connection.vendor != "postgresql":
         return events
+    # The reader's own transaction's events too: it sees them, and nothing it has not
+    # written can come before them for it.
     return events.filter(
-        txid__lt=RawSQL("txid_snapshot_xmin(txid_current_snapshot())", [])
+        Q(txid__lt=RawSQL("txid_snapshot_xmin(txid_current_snapshot())", []))
+        | Q(txid=RawSQL("txid_current_if_assigned()", []))
     )
 
 

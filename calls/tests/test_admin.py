@@ -59,7 +59,18 @@ def test_admin_call_search_finds_by_peer(
     control.call_end(call)
 
 
-@pytest.mark.usefixtures("fast_network")
+@pytest.fixture
+def tasks_in_process():
+    """Recordings are finalised in this process (no Celery worker runs here)."""
+    from config.celery_app import app as celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.mark.usefixtures("fast_network", "tasks_in_process")
 def test_staff_end_a_call_from_its_page_and_the_log_says_who(
     engine: Engine, tenant: Tenant, staff_client
 ) -> None:
