@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -443,14 +444,23 @@ def test_webhooks_for_a_line_held_elsewhere_go_to_its_holder(
     """The endpoint answers in any process and hands the items to the line's holder
     over the channel layer: here a holder that is not this process's engine."""
     from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+    from channels import DEFAULT_CHANNEL_LAYER
+    from channels.layers import channel_layers, get_channel_layer
+    from django.conf import settings as django_settings
 
     from calls.carriers.whatsapp.webhook import dispatch
     from calls.models import EngineHost
 
     session_id, number = create(tenant, whatsapp_network)
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
+    # The holder's side, as another process has it: with Redis, a layer instance of its
+    # own (this process's engine already receives on the default one).
+    holder_layer = (
+        channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        if django_settings.REDIS_URL
+        else layer
+    )
+    channel = async_to_sync(holder_layer.new_channel)()
     EngineHost.objects.create(
         host_id="elsewhere:1:abc", channel_name=channel, hostname="elsewhere", pid=1
     )
@@ -460,7 +470,7 @@ def test_webhooks_for_a_line_held_elsewhere_go_to_its_holder(
     session = Session.objects.get(public_id=session_id)
     items = [{"kind": "status", "id": "wacid.x", "status": "RINGING"}]
     assert dispatch(session, items)
-    message = async_to_sync(layer.receive)(channel)
+    message = async_to_sync(holder_layer.receive)(channel)
     assert message == {
         "type": "whatsapp.webhook",
         "session_id": session_id,
@@ -649,6 +659,18 @@ def test_a_terminate_with_errors_before_the_answer_is_a_failure_with_metas_code(
     }
 
 
+@pytest.fixture
+def tasks_in_process() -> Iterator[None]:
+    """Recordings are finalised in this process (no Celery worker runs here)."""
+    from config.celery_app import app as celery_app
+
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.mark.usefixtures("tasks_in_process")
 def test_a_whatsapp_call_is_recorded_and_muted_like_any_call(
     tenant: Tenant,
     whatsapp_network: WhatsAppNetwork,
