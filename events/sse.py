@@ -139,11 +139,13 @@ async def event_stream(
     live: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     pump = asyncio.create_task(_pump(layer, channel, live))
     try:
-        yield RETRY
+        # The starting place is read before the client sees the stream open: an event
+        # written once it has seen the response is after it.
         if last_event_id:
             after = await cursor_of(environment, last_event_id)
         else:
             after = await tail_of(environment.pk, session_id)
+        yield RETRY
         # Published events not read from the log yet: id → when they were announced.
         waiting: dict[str, float] = {}
         heartbeat = settings.SSE_HEARTBEAT_S
