@@ -4,7 +4,8 @@ Each step sends requests at a fixed rate whatever the answers (open loop: a slow
 meets more load, as it would in life, instead of the generator politely waiting), for
 ``--seconds`` each: ``POST /sessions/{id}/calls`` to a simulated peer that hangs up at
 once, then ``GET /sessions/{id}/calls``. It prints, per shape, kind and rate, the rate
-achieved, errors (non-2xx answers and failed requests) and p50/p99 latency.
+achieved, errors (non-2xx answers and failed requests), p50/p99 latency and the server
+process's CPU per request (all its threads, from /proc).
 
 Shapes:
 - ``embedded``: what ``make run`` serves (one process, SQLite, in-memory channel layer).
@@ -126,8 +127,14 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     raise SystemExit(f"the server did not become healthy:\n{log.read_text()[-2000:]}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads, so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _load(
-    client: httpx.AsyncClient, rate: float, seconds: float, request: Any
+    client: httpx.AsyncClient, rate: float, seconds: float, request: Any, pid: int
 ) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
@@ -145,6 +152,7 @@ async def _load(
         if not ok:
             errors += 1
 
+    cpu_before = _cpu_seconds(pid)
     begin = time.perf_counter()
     total = int(rate * seconds)
     for n in range(total):
@@ -155,6 +163,7 @@ async def _load(
         tasks.append(asyncio.create_task(one()))
     sent_over = time.perf_counter() - begin
     await asyncio.gather(*tasks)
+    cpu = _cpu_seconds(pid) - cpu_before
     ms = np.array(latencies) * 1000
     return {
         "sent": total,
@@ -163,11 +172,37 @@ async def _load(
         "errors": errors,
         "p50": float(np.percentile(ms, 50)),
         "p99": float(np.percentile(ms, 99)),
+        "cpu_ms": cpu * 1000 / total,
     }
 
 
+def _server_command(kind: str, port: int) -> list[str]:
+    if kind == "daphne":
+        daphne = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+        return [*daphne, "config.asgi:application"]
+    return [
+        str(BIN / "uvicorn"),
+        "--loop",
+        "uvloop",
+        "--ws",
+        "config.media_server:MediaWebSocketProtocol",
+        "--lifespan",
+        "on",
+        "--no-access-log",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "config.asgi:application",
+    ]
+
+
 def run_shape(
-    shape: str, rates: list[int], seconds: float, server_core: int | None
+    shape: str,
+    rates: list[int],
+    seconds: float,
+    server_core: int | None,
+    server_kind: str = "daphne",
 ) -> None:
     with (
         tempfile.TemporaryDirectory(prefix=f"sb-rest-{shape}-") as tmp,
@@ -204,14 +239,7 @@ def run_shape(
         log = var_dir / "server.log"
         server = stack.enter_context(
             _process(
-                [
-                    str(BIN / "daphne"),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "config.asgi:application",
-                ],
+                _server_command(server_kind, port),
                 env,
                 log,
                 server_core,
@@ -241,13 +269,13 @@ def run_shape(
             ) as client:
                 for kind, request in (("create", create), ("list", listing)):
                     for rate in rates:
-                        result = await _load(client, rate, seconds, request)
+                        result = await _load(client, rate, seconds, request, server.pid)
                         verdict = "ok" if result["errors"] == 0 else "errors"
                         print(
                             f"{shape:>10} {kind:>6} {rate:>6} "
                             f"{result['achieved']:>9.1f} {result['completed_per_s']:>9.1f} "
                             f"{result['errors']:>6} {result['p50']:>8.1f} "
-                            f"{result['p99']:>8.1f}  {verdict}",
+                            f"{result['p99']:>8.1f} {result['cpu_ms']:>7.2f}  {verdict}",
                             flush=True,
                         )
                         await asyncio.sleep(2)  # let the calls of the step end
@@ -262,6 +290,12 @@ def main() -> None:
     )
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--server",
+        choices=["daphne", "uvicorn"],
+        default="daphne",
+        help="the server process: Daphne, or uvicorn with the media protocol",
+    )
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     server_core = cores[0] if len(cores) > 1 else None
@@ -275,11 +309,11 @@ def main() -> None:
     )
     print(
         f"{'shape':>10} {'kind':>6} {'rate/s':>6} {'sent/s':>9} {'ok/s':>9} "
-        f"{'errors':>6} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}"
     )
     shapes = ["embedded", "production"] if args.shape == "both" else [args.shape]
     for shape in shapes:
-        run_shape(shape, args.rates, args.seconds, server_core)
+        run_shape(shape, args.rates, args.seconds, server_core, args.server)
 
 
 if __name__ == "__main__":

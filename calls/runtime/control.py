@@ -18,13 +18,14 @@ from calls import services
 from calls.carriers.base import CarrierLeg
 from calls.models import Call, CallState, Direction, EndReason, Session
 from calls.runtime import hooks
-from calls.runtime.engine import Engine, ensure_engine
+from calls.runtime.engine import Engine, current_engine, ensure_engine
 from config import home
 from config.errors import Conflict
 
 
 def engine() -> Engine:
-    return home.run_sync(ensure_engine())
+    """This process's engine (started on the home loop the first time)."""
+    return current_engine() or home.run_sync(ensure_engine())
 
 
 def _timeout() -> float:
@@ -46,8 +47,12 @@ def call_place(
     record: bool | None = None,
     streams: Sequence[dict[str, Any]] = (),
 ) -> Placed:
-    """Place an outgoing call hosted by this process, with dial-out streams to start
-    once it is answered; returns once dialling has started.
+    """Place an outgoing call, with dial-out streams to start once it is answered.
+
+    A call hosted here returns as soon as its row is written: dialling starts on the
+    home loop without the request waiting for it (the call is ``initiating``; a carrier
+    that refuses ends it ``failed`` a moment later, told by events). A call placed in
+    another process, or with streams, returns once dialling has started there.
 
     ``to`` is checked and normalised by the session's carrier (400 naming ``to``).
     """
@@ -70,6 +75,9 @@ def call_place(
         host=host,
         record=record,
     )
+    if host == local.host_id and not streams:
+        home.submit(local.start_call(call.pk))
+        return Placed(call=call)
     home.run_sync(
         local.start_call_on(host, call.pk, str(call.public_id), carrier.name),
         timeout=_timeout(),

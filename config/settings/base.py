@@ -55,6 +55,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
+# Threads a server process keeps for the sync part of HTTP requests (middleware and
+# views, config/handlers.py): at most this many requests run their Python at once.
+API_THREADS = env.int("API_THREADS", 16, min_value=1)
 
 TEMPLATES = [
     {
@@ -79,6 +82,10 @@ def database_from_url(url: str | None, *, pool_default: int = 0) -> dict[str, ob
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "switchboard.sqlite3",
+            # Kept open by the threads that serve requests and reach the database
+            # (a bounded number, config/handlers.py): opening one costs more than a
+            # request's queries.
+            "CONN_MAX_AGE": None,
             # WAL lets the media engine's writes and request reads proceed together.
             "OPTIONS": {
                 "timeout": 20,
@@ -172,6 +179,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A publish that finds the broker unreachable fails at once. Without this, kombu retries
+# the connection for broker_connection_timeout, sleeping 2 s then 4 s, so every event
+# written during a Redis outage held its request ~6 s per webhook delivery. Callers
+# retry by their own policy (Celery's default: three retries within a second) or leave
+# the work to a sweep (the webhook outbox, stuck assets, recording leftovers). Workers
+# reconnect on their own schedule (broker_connection_max_retries), untouched by this.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 
 STORAGE_BACKEND = env.choice("STORAGE_BACKEND", "local", ("local", "s3"))
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(VAR_DIR / "media")))
