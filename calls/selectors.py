@@ -17,7 +17,7 @@ def session_list(environment: Environment) -> QuerySet[Session]:
 
 def session_get(environment: Environment, session_id: object) -> Session:
     return scoped_get(
-        Session.objects.select_related("environment").filter(deleted_at__isnull=True),
+        Session.objects.filter(deleted_at__isnull=True),
         environment,
         session_id,
         what="session",

@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, TypeVar
 
 from django.db import models
+from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
 
 from config.errors import NotFound
 
@@ -51,4 +52,9 @@ def scoped_get(
             f"No {what} with id {public_id!s:.64} exists.",
             code=f"{what.replace(' ', '_')}_not_found",
         )
+    # The environment is the caller's own: no join or query to read it again.
+    if isinstance(
+        getattr(type(found), "environment", None), ForwardManyToOneDescriptor
+    ):
+        found.environment = environment  # type: ignore[attr-defined]
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,20 +51,37 @@ def call_get(environment: Environment, call_id: object) -> Call:
     return scoped_get(Call.objects.all(), environment, call_id, what="call")
 
 
+def _may_have_recordings(call: Call) -> bool:
+    # Recordings exist only for ended calls that carried media.
+    return (
+        call.state == CallState.ENDED and call.answered_at is not None and call.record
+    )
+
+
 def recording_summaries_for_call(call: Call) -> list[dict[str, Any]]:
     """The call's recordings as ``{recordingId, kind, durationMs}`` for its snapshot."""
-    if call.state != CallState.ENDED or call.answered_at is None or not call.record:
-        return []  # recordings exist only for ended calls that carried media
+    return recording_summaries_for_calls([call]).get(call.pk, [])
+
+
+def recording_summaries_for_calls(
+    calls: Sequence[Call],
+) -> dict[int, list[dict[str, Any]]]:
+    """The recordings of a page of calls, by call pk, in one query."""
+    pks = [call.pk for call in calls if _may_have_recordings(call)]
+    if not pks:
+        return {}
     rows = (
         _unexpired()
-        .filter(call=call)
+        .filter(call_id__in=pks)
         .order_by("pk")
-        .values_list("public_id", "kind", "duration_ms")
+        .values_list("call_id", "public_id", "kind", "duration_ms")
     )
-    return [
-        {"recordingId": str(public_id), "kind": kind, "durationMs": duration_ms}
-        for public_id, kind, duration_ms in rows
-    ]
+    summaries: dict[int, list[dict[str, Any]]] = {}
+    for call_pk, public_id, kind, duration_ms in rows:
+        summaries.setdefault(call_pk, []).append(
+            {"recordingId": str(public_id), "kind": kind, "durationMs": duration_ms}
+        )
+    return summaries
 
 
 def call_for_finalising(call_id: object) -> Call | None:

@@ -27,6 +27,7 @@ from calls.api.serializers import (
     DtmfSerializer,
     MuteSerializer,
     call_data,
+    calls_data,
 )
 from calls.api.views import SessionScopedView
 from calls.models import Call
@@ -112,9 +113,7 @@ def _filters(request: Request) -> dict:
 
 
 def _call_page(request: Request, calls: QuerySet[Call]) -> Response:
-    return Response(
-        paginate(request, calls, lambda page: CallSerializer(page, many=True).data)
-    )
+    return Response(paginate(request, calls, calls_data))
 
 
 @extend_schema(tags=["Calls"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -23,7 +24,10 @@ from config.api.schema import example, wire
 from config.api.serializers import ApiModelSerializer, TimestampField
 from config.errors import InvalidRequest
 from recordings.models import RecordingKind
-from recordings.selectors import recording_summaries_for_call
+from recordings.selectors import (
+    recording_summaries_for_call,
+    recording_summaries_for_calls,
+)
 from streams.api.serializers import StreamSerializer, stream_list_field
 
 
@@ -221,6 +225,15 @@ class CallWithStreamsSerializer(CallSerializer):
 
     class Meta(CallSerializer.Meta):
         fields = [*CallSerializer.Meta.fields, "streams"]
+
+
+def calls_data(calls: Sequence[Call]) -> list[dict[str, Any]]:
+    """A page of calls as ``CallSerializer`` renders each, their recordings read at once."""
+    recordings = recording_summaries_for_calls(calls)
+    return [
+        {**call_snapshot(call), "recordings": recordings.get(call.pk, [])}
+        for call in calls
+    ]
 
 
 def call_data(call: Call, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
