@@ -81,12 +81,27 @@ def in_home_loop() -> bool:
         return False
 
 
+def _release_pooled_connections() -> None:
+    """Give this thread's pooled database connections back to the pool (unless it is
+    inside a transaction): a thread waiting for the engine holds none meanwhile."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if (
+            connection.connection is not None
+            and not connection.in_atomic_block
+            and connection.settings_dict.get("OPTIONS", {}).get("pool")
+        ):
+            connection.close()
+
+
 def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
     """Run a coroutine on the home loop from synchronous code and wait for its result."""
     loop = get_loop()
     if in_home_loop():
         coro.close()
         raise RuntimeError("run_sync() called from the home loop itself; await instead")
+    _release_pooled_connections()
     future = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
         return future.result(timeout)
