@@ -46,6 +46,11 @@ class Environment(PublicIdModel):
     event_retention_days = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
     )
+    # How long an ended call is kept (longer while any recording of it remains), and a
+    # deleted session once none of its calls remain (calls/retention.py).
+    call_retention_days = models.PositiveIntegerField(
+        default=90, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
     signing_secret = models.CharField(max_length=100, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,6 +64,11 @@ class Environment(PublicIdModel):
                 condition=models.Q(recording_retention_days__gte=1)
                 & models.Q(recording_retention_days__lte=3650),
                 name="retention_days_in_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(call_retention_days__gte=1)
+                & models.Q(call_retention_days__lte=3650),
+                name="call_retention_days_in_range",
             ),
             models.CheckConstraint(
                 condition=models.Q(kind__in=["live", "test"]),

@@ -82,14 +82,19 @@ def environment_update(
     recording_retention_days: int | None = None,
     record_calls: bool | None = None,
     event_retention_days: int | None = None,
+    call_retention_days: int | None = None,
     end_call_when_client_gone_after_s: int | None = None,
 ) -> Environment:
     """Change an environment's settings; retention applies to recordings made afterwards
-    (events: from the next purge; the client-gone delay: to calls placed afterwards)."""
+    (events and calls: from the next purge; the client-gone delay: to calls placed
+    afterwards)."""
     fields = ["updated_at"]
     if event_retention_days is not None:
         environment.event_retention_days = event_retention_days
         fields.append("event_retention_days")
+    if call_retention_days is not None:
+        environment.call_retention_days = call_retention_days
+        fields.append("call_retention_days")
     if end_call_when_client_gone_after_s is not None:
         environment.end_call_when_client_gone_after_s = (
             end_call_when_client_gone_after_s

@@ -69,8 +69,9 @@ JOBS = (
         "recordings.purge",
         interval_setting="RECORDING_PURGE_INTERVAL_S",
     ),
-    # Events, webhook deliveries and attempts past their environment's retention, and
-    # idempotency records past 24 h (events/retention.py), in batches.
+    # Events, webhook deliveries and attempts past their environment's retention,
+    # idempotency records past 24 h (events/retention.py), then ended calls that nothing
+    # keeps any more and deleted sessions without calls (calls/retention.py), in batches.
     Job(
         "purge expired events",
         "events.purge_expired",

@@ -28,9 +28,13 @@ def sweep_webhook_deliveries() -> int:
     return delivery.sweep()
 
 
+# The one periodic purge of rows past their retention: the event log's, then ended calls
+# and deleted sessions (calls/retention.py); each logs its own counts.
 @shared_task(name="events.purge_expired", soft_time_limit=1800, time_limit=1860)
 def purge_expired() -> dict[str, int]:
-    """Delete events, deliveries, attempts and idempotency records past retention."""
+    """Delete events, deliveries, attempts, idempotency records, ended calls and
+    deleted sessions past retention; return the counts by kind."""
+    from calls import retention as call_retention
     from events import retention
 
-    return retention.purge_expired()
+    return retention.purge_expired() | call_retention.purge_expired()

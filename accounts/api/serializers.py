@@ -26,6 +26,7 @@ class EnvironmentSerializer(ApiModelSerializer):
             "recording_retention_days",
             "record_calls",
             "event_retention_days",
+            "call_retention_days",
             "end_call_when_client_gone_after_s",
             "created_at",
             "updated_at",
@@ -45,6 +46,13 @@ class EnvironmentUpdateSerializer(serializers.Serializer):
         min_value=1,
         max_value=3650,
         help_text="Days events and their webhook deliveries are kept (default 30).",
+    )
+    call_retention_days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        help_text="Days an ended call is kept (default 90), longer while any recording "
+        "of it remains; a session deleted this long ago goes once its calls have gone.",
     )
     end_call_when_client_gone_after_s = serializers.IntegerField(
         required=False,
@@ -85,6 +93,7 @@ def _environment_example() -> Any:
         recording_retention_days=30,
         record_calls=True,
         event_retention_days=30,
+        call_retention_days=90,
         end_call_when_client_gone_after_s=60,
         created_at=EXAMPLE_TIME,
         updated_at=EXAMPLE_TIME,
