@@ -388,10 +388,18 @@ def environment_get() -> Op[t.Environment]:
 
 
 def environment_update(
-    recording_retention_days: int | None, record_calls: bool | None
+    recording_retention_days: int | None,
+    record_calls: bool | None,
+    event_retention_days: int | None = None,
+    call_retention_days: int | None = None,
+    end_call_when_client_gone_after_s: int | None = None,
 ) -> Op[t.Environment]:
     body = _body(
-        recordingRetentionDays=recording_retention_days, recordCalls=record_calls
+        recordingRetentionDays=recording_retention_days,
+        recordCalls=record_calls,
+        eventRetentionDays=event_retention_days,
+        callRetentionDays=call_retention_days,
+        endCallWhenClientGoneAfterS=end_call_when_client_gone_after_s,
     )
     return Op("PATCH", f"{API}/environment", json=body)
 

@@ -482,9 +482,18 @@ class EnvironmentSettings(_Resource):
         *,
         recording_retention_days: int | None = None,
         record_calls: bool | None = None,
+        event_retention_days: int | None = None,
+        call_retention_days: int | None = None,
+        end_call_when_client_gone_after_s: int | None = None,
     ) -> t.Environment:
         return self._client.send(
-            ops.environment_update(recording_retention_days, record_calls)
+            ops.environment_update(
+                recording_retention_days,
+                record_calls,
+                event_retention_days,
+                call_retention_days,
+                end_call_when_client_gone_after_s,
+            )
         )
 
     def rotate_signing_secret(self) -> t.SigningSecret:

@@ -223,6 +223,9 @@ class Environment(TypedDict, total=False):
     kind: Literal["live", "test"]
     recordingRetentionDays: int
     recordCalls: bool
+    eventRetentionDays: int
+    callRetentionDays: int
+    endCallWhenClientGoneAfterS: int
     createdAt: str
     updatedAt: str
 

@@ -108,5 +108,18 @@ def test_the_environment_settings_are_read_and_changed(sb: Switchboard) -> None:
     assert environment["kind"] == "test"
     changed = sb.environment.update(recording_retention_days=7, record_calls=False)
     assert changed["recordingRetentionDays"] == 7 and changed["recordCalls"] is False
+    assert (changed["eventRetentionDays"], changed["callRetentionDays"]) == (30, 90)
+    retention = sb.environment.update(
+        event_retention_days=10,
+        call_retention_days=45,
+        end_call_when_client_gone_after_s=0,
+    )
+    assert retention["recordingRetentionDays"] == 7  # untouched
+    assert (
+        retention["eventRetentionDays"],
+        retention["callRetentionDays"],
+        retention["endCallWhenClientGoneAfterS"],
+    ) == (10, 45, 0)
+    assert sb.environment.get()["callRetentionDays"] == 45
     secret = sb.environment.rotate_signing_secret()
     assert secret["signingSecret"]
