@@ -11,6 +11,7 @@ from dashboard.views import (
     overview,
     recordings,
     sessions,
+    usage,
     webhooks,
 )
 
@@ -49,6 +50,7 @@ urlpatterns = [
     path(f"{C}/play", calls.call_play, name="call-play"),
     path("console/", console.console, name="console"),
     path("console/call", console.console_call, name="console-call"),
+    path("console/hang-up", console.console_hang_up, name="console-hang-up"),
     path("assets/", assets.asset_list, name="assets"),
     path("assets/rows", assets.asset_rows, name="asset-rows"),
     path("assets/upload", assets.asset_upload, name="asset-upload"),
@@ -71,4 +73,5 @@ urlpatterns = [
         name="delivery-retry",
     ),
     path("settings/", environment.environment_settings, name="settings"),
+    path("usage/", usage.usage, name="usage"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calls.api import call_views, views
+from calls.api import call_views, usage_views, views
 
 S = "sessions/<str:sessionId>"
 C = f"{S}/calls/<str:callId>"
@@ -21,6 +21,7 @@ urlpatterns = [
     path(f"{C}/end", call_views.CallEndView.as_view()),
     path(f"{C}/mute", call_views.CallMuteView.as_view()),
     path(f"{C}/dtmf", call_views.CallDtmfView.as_view()),
+    path("usage", usage_views.UsageView.as_view()),
     path(f"test-helpers/{S}/scan", views.ScanView.as_view()),
     path(f"test-helpers/{S}/incoming-calls", views.IncomingCallView.as_view()),
     path(f"test-helpers/{S}/drop", views.DropView.as_view()),

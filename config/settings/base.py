@@ -294,6 +294,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "Recordings", "description": "WAV recordings of calls."},
         {"name": "Events", "description": "The event log: JSON pages or SSE."},
         {"name": "Webhooks", "description": "Signed event deliveries."},
+        {"name": "Usage", "description": "Calls and minutes per day."},
         {
             "name": "Test helpers",
             "description": "The simulated network (test environments only).",

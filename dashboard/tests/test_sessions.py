@@ -14,6 +14,7 @@ from calls import services as call_services
 from calls.models import ConnectionState, Session
 from conftest import Tenant
 from dashboard.qr import qr_data_uri
+from dashboard.templatetags.wording import phone_number
 from dashboard.tests.conftest import paired_session
 from events.models import Event
 
@@ -120,7 +121,7 @@ def test_the_simulated_scan_pairs_a_test_session(owner: Client, tenant: Tenant) 
     session.refresh_from_db()
     assert session.paired and session.connected
     page = response.content.decode()
-    assert f"Paired as {session.address}" in page
+    assert f"Paired as {phone_number(session.address)}" in page
     assert 'id="qr-image"' not in page
     assert "Place a call" in page
 

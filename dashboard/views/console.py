@@ -12,7 +12,7 @@ from calls import selectors as call_selectors
 from calls.models import Call
 from calls.runtime import control
 from calls.snapshots import call_snapshot
-from config.errors import InvalidRequest
+from config.errors import ApplicationError, InvalidRequest
 from dashboard import extras, selectors
 from dashboard.forms import ConsoleCallForm, simulator_address
 from dashboard.views.pages import page
@@ -98,3 +98,18 @@ def console_call(request: HttpRequest, ws: Workspace) -> HttpResponse:
             status=400,
         )
     return JsonResponse(console_call_data(call), status=201)
+
+
+@require_POST
+@dashboard_view(manage=True)
+def console_hang_up(request: HttpRequest, ws: Workspace) -> HttpResponse:
+    """End the call a console placed as its page closes (a beacon: nobody reads the
+    answer, so a refusal is only a status, never a message for the next page)."""
+    session = call_selectors.session_get(ws.environment, request.POST.get("session"))
+    call = call_selectors.call_get(ws.environment, session, request.POST.get("call"))
+    if call.is_live:
+        try:
+            control.call_end(call)
+        except ApplicationError as refused:
+            return HttpResponse(status=refused.status)
+    return HttpResponse(status=204)

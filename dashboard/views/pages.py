@@ -14,6 +14,7 @@ NAV = [
     ("overview", "Overview", "dashboard:overview"),
     ("sessions", "Sessions", "dashboard:sessions"),
     ("calls", "Calls", "dashboard:calls"),
+    ("usage", "Usage", "dashboard:usage"),
     ("console", "Call console", "dashboard:console"),
     ("assets", "Audio assets", "dashboard:assets"),
     ("keys", "API keys", "dashboard:keys"),

@@ -28,6 +28,7 @@ from dashboard.forms import (
     WhatsAppSettingsForm,
 )
 from dashboard.qr import qr_data_uri
+from dashboard.templatetags.wording import phone_number
 from dashboard.views.pages import fragment, page
 from dashboard.workspace import Workspace, dashboard_view, first_error
 
@@ -321,7 +322,7 @@ def session_scan(request: HttpRequest, ws: Workspace, session_id: str) -> HttpRe
     session = simulator_helpers.scan(
         call_selectors.session_get(ws.environment, session_id)
     )
-    messages.success(request, f"Paired as {session.address}.")
+    messages.success(request, f"Paired as {phone_number(session.address)}.")
     return _to_session(session)
 
 

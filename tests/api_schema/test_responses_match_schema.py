@@ -112,6 +112,7 @@ def test_every_operation_answers_as_the_schema_says(
     check("getEnvironment", expect=200)
     check("updateEnvironment", expect=200, body={"recordingRetentionDays": 7})
     check("rotateSigningSecret", expect=200)
+    check("getUsage", expect=200)
 
     # A session, paired by the simulated phone.
     created = check("createSession", expect=201, body={"displayName": "Line"})

@@ -7,6 +7,7 @@
 // per-frame RMS envelopes (50 a second), recent levels, frame counts, buffer reports.
 
 import { csrfToken } from "./dashboard.js";
+import { endReasonWords, formatPhone, stateWords } from "./wording.js";
 
 const WIRE_RATE = 16000;
 const ENVELOPE_LIMIT = 3000; // 60 s of 20 ms frames
@@ -48,6 +49,7 @@ const micLevels = [];
 let audio = null; // {context, stream, capture, playback, sink}
 let socket = null;
 let call = null; // the console data of the current call
+let placedHere = false; // whether this page placed it (rather than joined it)
 let timer = null;
 
 function rms(samples) {
@@ -81,9 +83,12 @@ function showState(snapshot) {
   stats.state = snapshot.state;
   stats.muted = Boolean(snapshot.audioMuted);
   const badge = $("console-state");
-  badge.textContent = snapshot.state + (snapshot.endReason ? ` (${snapshot.endReason})` : "");
+  badge.textContent = stateWords(snapshot.state)
+    + (snapshot.endReason ? `: ${endReasonWords(snapshot.endReason)}` : "");
   badge.className = `badge state-${snapshot.state}`;
-  $("console-peer").textContent = snapshot.peerJid || "—";
+  const peer = $("console-peer");
+  peer.textContent = snapshot.peerJid ? formatPhone(snapshot.peerJid) : "—";
+  peer.title = snapshot.peerJid || "";
   const live = snapshot.state !== "ended";
   $("console-end").disabled = !live;
   const play = $("console-play");
@@ -186,7 +191,8 @@ function onText(message) {
       break;
     case "call_state":
       showState(message.call);
-      log(`Call ${message.call.state}${message.call.audioMuted ? " (muted)" : ""}.`);
+      log(`Call ${stateWords(message.call.state).toLowerCase()}`
+        + `${message.call.audioMuted ? " (muted)" : ""}.`);
       break;
     case "buffer":
       stats.bufferedMs = message.bufferedMs;
@@ -209,7 +215,7 @@ function onText(message) {
     case "ended":
       stats.ended = message.call;
       showState(message.call);
-      log(`Call ended: ${message.call.endReason}.`);
+      log(`Call ended: ${endReasonWords(message.call.endReason)}.`);
       break;
     default:
       break;
@@ -289,7 +295,9 @@ async function start(event) {
     await startAudio();
     const form = new FormData($("console-form"));
     log("Calling…");
-    openMedia(await post(root.dataset.callUrl, form));
+    const placed = await post(root.dataset.callUrl, form);
+    placedHere = true;
+    openMedia(placed);
   } catch (error) {
     showError(error.name === "NotAllowedError"
       ? "The browser did not allow the microphone; allow it and try again."
@@ -302,6 +310,7 @@ async function join() {
   showError("");
   try {
     await startAudio();
+    placedHere = false;
     openMedia(JSON.parse($("console-join-data").textContent));
     $("console-start").disabled = true;
   } catch (error) {
@@ -335,6 +344,18 @@ async function playAsset() {
   }
 }
 
+// Closing the tab or leaving the page takes the microphone and the speakers with it, so
+// the call this page placed ends too. A beacon is the one request a closing page can
+// still send; it carries the CSRF token in its body, as it cannot set headers.
+function hangUpOnLeave() {
+  if (!call || !placedHere || stats.state === "ended") return;
+  const form = new FormData();
+  form.set("csrfmiddlewaretoken", csrfToken());
+  form.set("session", call.call.sessionId);
+  form.set("call", call.call.callId);
+  navigator.sendBeacon(root.dataset.hangUpUrl, form);
+}
+
 async function end() {
   if (!call || !window.confirm("End this call?")) return;
   try {
@@ -351,5 +372,8 @@ if (root) {
   $("console-mute").addEventListener("click", toggleMute);
   $("console-end").addEventListener("click", end);
   $("console-play")?.addEventListener("click", playAsset);
-  window.addEventListener("pagehide", () => socket?.close());
+  window.addEventListener("pagehide", () => {
+    hangUpOnLeave();
+    socket?.close();
+  });
 }

@@ -1,6 +1,8 @@
 // Every dashboard page: live updates from the event stream, confirmations, copy buttons,
 // the environment switcher and uploads with progress. No framework beyond htmx.
 
+import { endReasonWords, formatPhone, stateWords } from "./wording.js";
+
 const EVENT_TYPES = [
   "session.created", "session.deleted", "connection.state", "auth.qr", "auth.paired",
   "auth.logged_out", "call.incoming", "call.state", "call.ended", "call.playback.started",
@@ -39,12 +41,13 @@ function summary(envelope) {
   const data = envelope.data || {};
   if (data.call) {
     const muted = data.call.audioMuted && data.call.state !== "ended" ? " (muted)" : "";
-    const reason = data.call.endReason ? ` (${data.call.endReason})` : muted;
-    return `${data.call.peerJid || ""} ${data.call.state || ""}${reason}`;
+    const reason = data.call.endReason ? ` (${endReasonWords(data.call.endReason)})` : muted;
+    const state = stateWords(data.call.state).toLowerCase();
+    return `${formatPhone(data.call.peerJid)} ${state}${reason}`;
   }
   if (envelope.type === "auth.qr") return "new pairing QR";
   if (data.connectionState) return data.connectionState;
-  if (data.phoneJid) return `paired as ${data.phoneJid}`;
+  if (data.phoneJid) return `paired as ${formatPhone(data.phoneJid)}`;
   if (data.session) return data.session.displayName || "";
   if (data.filename) return `${data.filename} ${data.status || ""}`;
   if (data.recordingId) return `${data.kind} recording`;
