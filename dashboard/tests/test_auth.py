@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from rest_framework.test import APIClient
 
+from accounts.models import ApiKey
 from accounts.selectors import DASHBOARD_ENVIRONMENT_KEY
 from conftest import Tenant
 from dashboard.tests.conftest import PASSWORD, browser_for, make_user
@@ -158,3 +161,28 @@ def test_bootstrap_demo_prints_the_urls_of_the_port_served() -> None:
     assert "http://127.0.0.1:8123/dashboard/" in printed
     assert "http://127.0.0.1:8123/api/v1/environment" in printed
     assert ":8000" not in printed
+
+
+def test_bootstrap_demo_revokes_the_keys_of_its_previous_run() -> None:
+    def run() -> dict[str, str]:
+        out = io.StringIO()
+        call_command("bootstrap_demo", "--json", stdout=out)
+        return json.loads(out.getvalue())
+
+    first, second = run(), run()
+    assert {first["testKey"], first["liveKey"]}.isdisjoint(
+        {second["testKey"], second["liveKey"]}
+    )
+    api = APIClient()
+    for old, new in (
+        (first["testKey"], second["testKey"]),
+        (first["liveKey"], second["liveKey"]),
+    ):
+        refused = api.get("/api/v1/environment", HTTP_AUTHORIZATION=f"Bearer {old}")
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "revoked_api_key"
+        served = api.get("/api/v1/environment", HTTP_AUTHORIZATION=f"Bearer {new}")
+        assert served.status_code == 200
+    demo_keys = ApiKey.objects.filter(name="demo (bootstrap)")
+    assert demo_keys.count() == 4
+    assert demo_keys.filter(revoked_at__isnull=True).count() == 2

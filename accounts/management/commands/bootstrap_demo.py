@@ -1,4 +1,9 @@
-"""Create the demo account (idempotent) and issue fresh test and live API keys."""
+"""Create the demo account (idempotent) and issue fresh test and live API keys.
+
+Keys are stored hashed, so a run cannot show the previous run's keys again: it issues
+new ones and revokes those the previous run issued, so the demo account never gathers
+live keys nobody knows.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,22 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts import selectors, services
-from accounts.models import Account, Membership, Role
+from accounts.models import Account, ApiKey, Environment, Membership, Role
 
 DEMO_ACCOUNT = "Demo account"
 ADMIN_USER = "admin"
 OWNER_USER = "owner"
+KEY_NAME = "demo (bootstrap)"
+
+
+def _reissue(environment: Environment) -> services.IssuedKey:
+    """A new demo key for the environment; the previous runs' demo keys revoked."""
+    previous = ApiKey.objects.filter(
+        environment=environment, name=KEY_NAME, revoked_at__isnull=True
+    )
+    for api_key in previous:
+        services.api_key_revoke(api_key=api_key)
+    return services.api_key_issue(environment=environment, name=KEY_NAME)
 
 
 class Command(BaseCommand):
@@ -55,14 +71,8 @@ class Command(BaseCommand):
             Membership.objects.get_or_create(
                 user=owner, account=account, defaults={"role": Role.OWNER}
             )
-            test_key = services.api_key_issue(
-                environment=selectors.environment_of(account, "test"),
-                name="demo (bootstrap)",
-            )
-            live_key = services.api_key_issue(
-                environment=selectors.environment_of(account, "live"),
-                name="demo (bootstrap)",
-            )
+            test_key = _reissue(selectors.environment_of(account, "test"))
+            live_key = _reissue(selectors.environment_of(account, "live"))
         result = {
             "accountId": str(account.public_id),
             "testKey": test_key.secret,
@@ -85,7 +95,8 @@ class Command(BaseCommand):
             "\n"
             f"  Test API key:  {test_key.secret}\n"
             f"  Live API key:  {live_key.secret}\n"
-            "  (shown once; every run of bootstrap_demo issues fresh keys)\n\n"
+            "  (shown once: each run of bootstrap_demo issues new keys and revokes\n"
+            "   the previous run's)\n\n"
             f"  Admin:      {base}/admin/      user {ADMIN_USER}  "
             f"password {admin_password}\n"
             f"  Dashboard:  {base}/dashboard/  user {OWNER_USER}  "
