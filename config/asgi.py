@@ -7,10 +7,9 @@ import logging
 import os
 from typing import Any
 
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-from config.handlers import get_asgi_application  # noqa: E402
+from config.handlers import get_asgi_application
 
 logger = logging.getLogger(__name__)
 

@@ -565,10 +565,19 @@ def _describe(exc: BaseException | None) -> str:
 
 
 def _close_description(ws: ClientConnection) -> str:
+    protocol = ws.protocol
+    sent = protocol.close_sent
+    if sent is not None and protocol.close_rcvd_then_sent is not True:
+        # Closed from this side first: the receiver broke the protocol (1009 for a
+        # message over STREAM_MAX_MESSAGE_BYTES) or stopped answering pings (1011).
+        words = _close_words(sent.code, sent.reason)
+        return f"Switchboard closed the connection ({words})"
     code = ws.close_code
-    reason = ws.close_reason or ""
     if code is None:
         return "the receiver's connection was lost"
-    return (
-        f"the receiver closed the connection ({code}{' ' + reason if reason else ''})"
-    )
+    words = _close_words(code, ws.close_reason)
+    return f"the receiver closed the connection ({words})"
+
+
+def _close_words(code: int, reason: str | None) -> str:
+    return f"{code} {reason}" if reason else str(code)

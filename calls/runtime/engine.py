@@ -83,6 +83,13 @@ class CommandReply(TypedDict):
     error: dict[str, Any] | None
 
 
+# Why calls end when their process stops (``endDetail.code``): their media cannot
+# follow them to another process.
+SHUTDOWN = CarrierError(
+    "server_shutdown", "The server process hosting the call was stopped."
+)
+
+
 def _error_payload(error: ApplicationError) -> dict[str, Any]:
     return {
         "status": error.status,
@@ -105,7 +112,11 @@ class Engine:
         # When each line that failed to come up last failed (it is tried again later).
         self._line_failures: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Tasks that run as long as the engine does (the rest end with their work).
+        self._lifelong: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set once the process is stopping: calls started from now on end at once.
+        self.stopping = False
         # Calls being started here: their rows exist before their runtimes do, so a
         # command that arrives in between waits for the start to finish.
         self._starting = 0
@@ -119,7 +130,7 @@ class Engine:
             # Default prefix on purpose: channels-redis serves one process-local receive
             # at a time per prefix, so engine and reply channels must share one.
             self.channel_name = await layer.new_channel()
-            self.spawn(self._listen(layer))
+            self._lifelong.add(self.spawn(self._listen(layer)))
         await database_sync_to_async(hosts.host_register, thread_sensitive=False)(
             host_id=self.host_id, channel_name=self.channel_name
         )
@@ -129,8 +140,49 @@ class Engine:
         gc.freeze()
         self.clock.start()
         await self._start_carriers()
-        self.spawn(self._housekeeping())
+        self._lifelong.add(self.spawn(self._housekeeping()))
         logger.info("Call engine %s started", self.host_id)
+
+    async def shutdown(self, within_s: float) -> None:
+        """End every call hosted here, then stop: the process is going away.
+
+        The calls end ``failed`` (``endDetail.code`` ``server_shutdown``) as if ended
+        through the API: their sockets get ``ended`` and close 1000, their streams
+        ``stop``, their peers a hang-up, their recorders close. A call started meanwhile
+        ends too. Ending them, and the work their end starts, get ``within_s``
+        between them; the engine then stops whatever is left.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        self.stopping = True
+        asked: set[str] = set()
+        ending: set[asyncio.Task[Any]] = set()
+        while True:
+            for call_id, runtime in list(self.runtimes.items()):
+                if call_id not in asked:
+                    asked.add(call_id)
+                    ending.add(
+                        self.spawn(runtime.end(EndReason.FAILED, detail=SHUTDOWN))
+                    )
+            left = deadline - loop.time()
+            if not ending or left <= 0:
+                break
+            _, ending = await asyncio.wait(
+                ending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+        if asked:
+            logger.info("Ended %d calls: this process is stopping", len(asked))
+        # What the ends started: streams sending `stop`, transport and event writes.
+        while (left := deadline - loop.time()) > 0:
+            follow_up = self._tasks - self._lifelong
+            if not follow_up:
+                break
+            await asyncio.wait(follow_up, timeout=left)
+        if self.runtimes:
+            logger.warning(
+                "%d calls did not end in time; the reaper ends them", len(self.runtimes)
+            )
+        await self.stop()
 
     async def stop(self) -> None:
         await self.clock.stop()
@@ -223,6 +275,8 @@ class Engine:
         details = await database_sync_to_async(
             hosts.call_details, thread_sensitive=False
         )(call_pk)
+        if self.stopping:
+            return await self._end_unstarted(call_pk, details["carrier"])
         runtime = self._runtime(call_pk, details)
         line = details["line"]
         info = LegInfo(
@@ -246,6 +300,21 @@ class Engine:
             return runtime.snapshot
         runtime.attach(leg)
         return runtime.snapshot
+
+    async def _end_unstarted(self, call_pk: int, carrier: str) -> dict[str, Any]:
+        """A call placed while this process stops never dials: it ends at once."""
+        detail = {
+            "carrier": carrier,
+            "code": SHUTDOWN.code,
+            "message": SHUTDOWN.message,
+        }
+        ended = await store.transition(
+            call_pk, CallState.ENDED, EndReason.FAILED, None, detail
+        )
+        if ended is None:
+            return await store.snapshot(call_pk)
+        await database_sync_to_async(hooks.call_reaped, thread_sensitive=False)(call_pk)
+        return ended
 
     async def start_call_on(
         self, host: str, call_pk: int, call_id: str, carrier: str = ""

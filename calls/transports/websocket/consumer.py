@@ -37,6 +37,7 @@ from calls.runtime.runtime import CallRuntime
 from calls.snapshots import call_snapshot
 from calls.transports.websocket.bridge import SocketBridge
 from calls.transports.websocket.link import MediaLink, attach, ready_frame
+from config import shutdown
 from config.errors import ApplicationError, Forbidden, Unauthenticated
 from config.media_server import BINARY_RECEIVER, BINARY_SENDER
 
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 # A slow client gets at most this many 20 ms frames queued; older audio is dropped.
 MAX_QUEUED_AUDIO_FRAMES = 50
+# "Service restart": the process is stopping, the call goes on elsewhere: reconnect.
+CLOSE_SERVICE_RESTART = 1012
 
 
 class MediaInput(Protocol):
@@ -126,6 +129,19 @@ def _authorize(
 authorize = database_sync_to_async(_authorize, thread_sensitive=False)
 live_channel = database_sync_to_async(hosts.live_channel_of, thread_sensitive=False)
 
+# The sockets open in this process. When it stops, its own calls end first (their
+# sockets get `ended` and close 1000); those still open then are bridged to calls
+# hosted elsewhere, which go on: they close 1012 so their clients reconnect.
+_open: set[MediaConsumer] = set()
+
+
+def _close_open_sockets() -> None:
+    for consumer in list(_open):
+        consumer.close(CLOSE_SERVICE_RESTART)
+
+
+shutdown.on_stop(_close_open_sockets)
+
 
 class MediaConsumer(AsyncConsumer):
     """One client's media socket for one call."""
@@ -156,6 +172,7 @@ class MediaConsumer(AsyncConsumer):
             await send({"type": "websocket.close", "code": 4000 + refusal.status})
             return
         await send({"type": "websocket.accept"})
+        _open.add(self)
         # A server with Switchboard's media protocol hands binary frames to the link as
         # they are parsed, without waking this task for each (config/media_server.py).
         extensions = scope.get("extensions") or {}
@@ -170,6 +187,7 @@ class MediaConsumer(AsyncConsumer):
                     direct["set"](media.push_audio)
                 await self._receive_loop(receive, media)
         finally:
+            _open.discard(self)
             if direct is not None:
                 direct["set"](None)
             self._detach()
