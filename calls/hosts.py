@@ -37,6 +37,12 @@ def host_beat(host_id: str, channel_name: str) -> None:
         host_register(host_id=host_id, channel_name=channel_name)
 
 
+def host_retire(host_id: str) -> None:
+    """A stopping host takes no more commands: other processes stop asking it at once
+    (its calls have ended) instead of waiting for it to go stale."""
+    EngineHost.objects.filter(host_id=host_id).update(channel_name="")
+
+
 def _stale_before() -> Any:
     return timezone.now() - timedelta(seconds=settings.ENGINE_STALE_AFTER_S)
 

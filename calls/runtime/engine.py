@@ -182,6 +182,12 @@ class Engine:
             logger.warning(
                 "%d calls did not end in time; the reaper ends them", len(self.runtimes)
             )
+        try:
+            await database_sync_to_async(hosts.host_retire, thread_sensitive=False)(
+                self.host_id
+            )
+        except Exception:
+            logger.warning("Could not mark this process as stopping")
         await self.stop()
 
     async def stop(self) -> None:

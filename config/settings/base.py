@@ -75,27 +75,33 @@ TEMPLATES = [
 ]
 
 
+def _sqlite(path: Path) -> dict[str, object]:
+    """SQLite as every process of the embedded shape shares it: one writer at a time,
+    the others waiting (busy timeout) instead of failing."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        # Kept open by the threads that serve requests and reach the database (a
+        # bounded number, config/handlers.py): opening one costs more than a
+        # request's queries.
+        "CONN_MAX_AGE": None,
+        # WAL lets the media engine's writes and request reads proceed together.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
 def database_from_url(url: str | None, *, pool_default: int = 0) -> dict[str, object]:
     """Translate DATABASE_URL into Django's DATABASES entry (SQLite under var/ if unset)."""
     if url is None:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "switchboard.sqlite3",
-            # Kept open by the threads that serve requests and reach the database
-            # (a bounded number, config/handlers.py): opening one costs more than a
-            # request's queries.
-            "CONN_MAX_AGE": None,
-            # WAL lets the media engine's writes and request reads proceed together.
-            "OPTIONS": {
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+        return _sqlite(VAR_DIR / "switchboard.sqlite3")
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
+        return _sqlite(Path(unquote(parts.path)))
     database: dict[str, object] = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")) or "switchboard",
