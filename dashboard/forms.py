@@ -11,8 +11,11 @@ from django.conf import settings as django_settings
 
 from calls.carriers.simulator import JID_RE
 from calls.carriers.sip.settings import CODECS, DEFAULT_CODECS, TRANSPORTS
-from calls.models import CallState, Direction
+from calls.models import CallState, Direction, EndReason
 from config.errors import InvalidRequest
+from dashboard import search as call_search
+from dashboard.templatetags.wording import end_reason_words
+from events.models import DeliveryStatus
 
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
 CARRIER_LABELS = {
@@ -353,6 +356,67 @@ class CallFilterForm(forms.Form):
         return filters
 
 
+class CallSearchForm(CallFilterForm):
+    """The Calls page: the search box, then the filters; every value is a GET parameter,
+    so a search is a link."""
+
+    q = forms.CharField(
+        label="Search",
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Call id, number or JID",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    end_reason = forms.ChoiceField(
+        label="End reason",
+        choices=[
+            ("", "Any end reason"),
+            *((value, end_reason_words(value)) for value in EndReason.values),
+        ],
+        required=False,
+    )
+
+    field_order = ["q", "state", "direction", "end_reason"]
+
+    def clean_q(self) -> str:
+        text = str(self.cleaned_data["q"]).strip()
+        if text and call_search.parse(text).means_nothing:
+            raise forms.ValidationError(
+                "Type a call id (at least its first 8 characters), 4 or more digits "
+                "of a number, or an address."
+            )
+        return text
+
+    def filters(self) -> dict[str, Any]:
+        """The calls selector's filters and ``end_reason``; nothing when not valid."""
+        if not self.is_valid():
+            return {}
+        return {
+            **super().filters(),
+            "end_reason": self.cleaned_data.get("end_reason") or None,
+        }
+
+    def text(self) -> str:
+        """The search box's text, when the form is valid."""
+        return str(self.cleaned_data.get("q") or "") if self.is_valid() else ""
+
+
+class DeliveryFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        label="Status",
+        choices=[("", "Any status"), *DeliveryStatus.choices],
+        required=False,
+    )
+
+    def chosen_status(self) -> str | None:
+        return (self.cleaned_data.get("status") or None) if self.is_valid() else None
+
+
 class MuteForm(forms.Form):
     muted = forms.BooleanField(required=False)
 
@@ -438,3 +502,109 @@ class WebhookForm(forms.Form):
 
 class WebhookEditForm(WebhookForm):
     enabled = forms.BooleanField(label="Enabled", required=False)
+
+
+def _role_choices(may_grant_owner: bool) -> list[tuple[str, str]]:
+    from accounts.models import Role
+
+    return [
+        (value, label)
+        for value, label in Role.choices
+        if may_grant_owner or value != Role.OWNER
+    ]
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        # A text box (the stylesheet's), with the keyboard and checks of an address.
+        widget=forms.TextInput(
+            attrs={
+                "inputmode": "email",
+                "autocomplete": "off",
+                "placeholder": "name@example.com",
+            }
+        ),
+        error_messages={
+            "required": "Give the email address to send the invitation to.",
+            "invalid": "Enter an email address, e.g. name@example.com.",
+        },
+    )
+    role = forms.ChoiceField(
+        label="Role",
+        initial="member",
+        error_messages={"invalid_choice": "Choose one of the roles offered."},
+    )
+
+    def __init__(self, *args: Any, may_grant_owner: bool, **kwargs: Any) -> None:
+        """``may_grant_owner``: whether the owner role is offered (to owners only)."""
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices(may_grant_owner)  # type: ignore[attr-defined]
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(
+        choices=lambda: _role_choices(True),
+        error_messages={
+            "required": "Choose a role.",
+            "invalid_choice": "Choose one of the roles offered.",
+        },
+    )
+
+
+class SignUpForm(forms.Form):
+    """A new person's login, made from an invitation to the address it was sent to."""
+
+    username = forms.CharField(
+        label="Username",
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
+        help_text="Letters, digits and @ . + - _ only.",
+        error_messages={"required": "Choose a username to log in with."},
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        error_messages={"required": "Choose a password."},
+    )
+    password_again = forms.CharField(
+        label="Password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        error_messages={"required": "Type the password again."},
+    )
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean_username(self) -> str:
+        from django.contrib.auth.validators import UnicodeUsernameValidator
+
+        username = str(self.cleaned_data["username"])
+        UnicodeUsernameValidator(
+            message="Use only letters, digits and @ . + - _ in a username."
+        )(username)
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.password_validation import validate_password
+
+        cleaned = super().clean() or {}
+        password = cleaned.get("password")
+        again = cleaned.get("password_again")
+        if password and again and password != again:
+            self.add_error("password_again", "The two passwords differ.")
+        elif password:
+            # Checked against the person's own name and address, as Django's forms do.
+            candidate = get_user_model()(
+                username=cleaned.get("username", ""), email=self.email
+            )
+            try:
+                validate_password(password, candidate)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned

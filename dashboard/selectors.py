@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from django.db.models import QuerySet
+from django.db import models
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, Environment
 from accounts.selectors import memberships_of
 from calls import selectors as call_selectors
 from calls.models import Call, CallState, ConnectionState, Session
+from config.api.pagination import decode_cursor, encode_cursor
+from config.errors import InvalidRequest
+from dashboard import search
 from events import selectors as event_selectors
-from events.models import Event
+from events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from events.services import envelope_of
 
 LIVE_CALLS_SHOWN = 10
 RECENT_EVENTS_SHOWN = 20
+CALLS_PER_PAGE = 25
+DELIVERIES_PER_PAGE = 25
+
+M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,3 +110,103 @@ def latest_event_id(environment: Environment) -> str | None:
         .first()
     )
     return None if public_id is None else str(public_id)
+
+
+# ---------------------------------------------------------------- pages of a list
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, newest first, and the cursor of the page of older rows."""
+
+    items: list[T]
+    older: str | None
+
+
+def cursor_position(cursor: str | None) -> int | None:
+    """The row a page's cursor (the API's opaque kind) starts below; None for the first
+    page, and for a cursor this site did not make (a hand-edited link)."""
+    if not cursor:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except InvalidRequest:
+        return None
+
+
+def keyset_page(queryset: QuerySet[M], cursor: str | None, size: int) -> Page[M]:
+    """A page of rows below the cursor's, newest (highest id) first: however long the
+    list, a page costs one indexed read, and rows that arrive meanwhile shift nothing."""
+    rows = queryset.order_by("-pk")
+    position = cursor_position(cursor)
+    if position is not None:
+        rows = rows.filter(pk__lt=position)
+    found = list(rows[: size + 1])
+    older = encode_cursor(found[size - 1].pk) if len(found) > size else None
+    return Page(found[:size], older)
+
+
+def call_search(
+    environment: Environment,
+    *,
+    filters: dict[str, Any],
+    text: str = "",
+    cursor: str | None = None,
+    size: int = CALLS_PER_PAGE,
+) -> Page[Call]:
+    """The environment's calls a search finds, through the filters, a page at a time.
+
+    ``filters``: the calls selector's (state, direction, created range) and
+    ``end_reason``; ``text``: the search box (``dashboard.search``).
+    """
+    calls = call_selectors.call_list(environment, filters=filters)
+    if filters.get("end_reason"):
+        calls = calls.filter(end_reason=filters["end_reason"])
+    if text:
+        calls = calls.filter(search.call_matches(search.parse(text)))
+    return keyset_page(calls, cursor, size)
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A delivery as its log shows it: the body that was sent, its last attempt."""
+
+    delivery: WebhookDelivery
+    body: str
+    last_attempt: WebhookAttempt | None
+
+
+def delivery_page(
+    environment: Environment,
+    endpoint: WebhookEndpoint,
+    *,
+    status: str | None = None,
+    cursor: str | None = None,
+    size: int = DELIVERIES_PER_PAGE,
+) -> Page[DeliveryRow]:
+    """An endpoint's deliveries (of one status, if given), a page at a time."""
+    deliveries = (
+        event_selectors.delivery_list(environment, endpoint, status=status)
+        # Only each delivery's last attempt, not all of its retries.
+        .prefetch_related(None)
+        .prefetch_related(
+            Prefetch(
+                "attempts",
+                queryset=WebhookAttempt.objects.order_by("-number")[:1],
+                to_attr="latest_attempts",
+            )
+        )
+    )
+    page = keyset_page(deliveries, cursor, size)
+    return Page(
+        [
+            DeliveryRow(
+                delivery=delivery,
+                # What the receiver got, indented to read (it was sent compact).
+                body=json.dumps(envelope_of(delivery.event), indent=2),
+                last_attempt=next(iter(getattr(delivery, "latest_attempts", [])), None),
+            )
+            for delivery in page.items
+        ],
+        page.older,
+    )

@@ -1,11 +1,11 @@
-"""Calls: the filtered list, a call's detail (timeline, recordings, streams), end, mute, play."""
+"""Calls: the searched and filtered list, a call's detail (timeline, recordings, streams),
+end, mute, play."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
@@ -16,29 +16,34 @@ from calls.models import Call, CallState
 from calls.runtime import control
 from calls.snapshots import call_snapshot
 from config.errors import Conflict
-from dashboard import extras
-from dashboard.forms import CallFilterForm, MuteForm, PlayForm
+from dashboard import extras, selectors
+from dashboard.forms import CallSearchForm, MuteForm, PlayForm
 from dashboard.views.pages import fragment, page
 from dashboard.workspace import Workspace, dashboard_view, first_error, wants_json
 from events import selectors as event_selectors
 
-CALLS_PER_PAGE = 25
-
 
 def _call_page(request: HttpRequest, ws: Workspace) -> dict[str, Any]:
-    form = CallFilterForm(request.GET or None)
-    calls = call_selectors.call_list(ws.environment, filters=form.filters())
-    paginator = Paginator(calls, CALLS_PER_PAGE)
+    form = CallSearchForm(request.GET or None)
+    cursor = request.GET.get("cursor") or None
+    found = selectors.call_search(
+        ws.environment, filters=form.filters(), text=form.text(), cursor=cursor
+    )
     return {
         "filter_form": form,
-        "calls": paginator.get_page(request.GET.get("page")),
-        "query": _query_without_page(request),
+        "calls": found.items,
+        "older": found.older,
+        "cursor": cursor,
+        # The search and filters, for the links to other pages of the same list.
+        "query": _query_without_cursor(request),
     }
 
 
-def _query_without_page(request: HttpRequest) -> str:
+def _query_without_cursor(request: HttpRequest) -> str:
     query = request.GET.copy()
-    query.pop("page", None)
+    query.pop("cursor", None)
+    for name in [name for name, value in query.items() if not value]:
+        query.pop(name)
     return query.urlencode()
 
 

@@ -1,5 +1,5 @@
-"""Webhooks: create (the secret is shown once), edit, rotate the secret, the delivery log,
-retry a delivery, delete."""
+"""Webhooks: create (the secret is shown once), edit, rotate the secret, the delivery log
+(by status, page by page), retry a delivery, delete."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from config.errors import InvalidRequest
-from dashboard.forms import WebhookEditForm, WebhookForm
+from dashboard import selectors as dashboard_selectors
+from dashboard.forms import DeliveryFilterForm, WebhookEditForm, WebhookForm
 from dashboard.views.pages import page
 from dashboard.workspace import Workspace, dashboard_view
-
-DELIVERIES_SHOWN = 50
 
 
 def _apply(form: WebhookForm, error: InvalidRequest) -> None:
@@ -70,8 +69,11 @@ def _detail(
     secret: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    from events import selectors
-
+    shown = DeliveryFilterForm(request.GET or None)
+    cursor = request.GET.get("cursor") or None
+    deliveries = dashboard_selectors.delivery_page(
+        ws.environment, endpoint, status=shown.chosen_status(), cursor=cursor
+    )
     return page(
         request,
         ws,
@@ -80,9 +82,11 @@ def _detail(
             "webhook": endpoint,
             "form": form,
             "secret": secret,
-            "deliveries": selectors.delivery_list(ws.environment, endpoint)[
-                :DELIVERIES_SHOWN
-            ],
+            "delivery_form": shown,
+            "deliveries": deliveries.items,
+            "older": deliveries.older,
+            "cursor": cursor,
+            "status": shown.chosen_status() or "",
         },
         section="webhooks",
         status=status,
