@@ -9,7 +9,7 @@ export DJANGO_SETTINGS_MODULE ?= config.settings.local
 # skipped with a notice, unless SWITCHBOARD_REQUIRE_BROWSER=1 (CI) makes that a failure.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck pytest install migrate worker beat bench clean chromium peers
+.PHONY: run run-daphne test lint typecheck pytest install migrate worker beat bench clean chromium peers
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) with $(PYTHON)"
@@ -18,10 +18,17 @@ $(BIN)/python:
 
 # requirements.lock holds every package's exact version: pip takes it as constraints, so
 # each machine gets the same environment (a package it does not list installs as usual).
+# What `make run` needs: Switchboard and what it runs on, nothing for development.
+$(VENV)/.runtime: pyproject.toml requirements.lock | $(BIN)/python
+	@echo "==> Installing Switchboard and what it needs to run into $(VENV) (requirements.lock)"
+	$(BIN)/python -m pip install --progress-bar off -c requirements.lock -e .
+	@touch $@
+
+# `make test` needs the development tools and the SDK (with Pipecat) too.
 $(VENV)/.installed: pyproject.toml requirements.lock sdk/python/pyproject.toml | $(BIN)/python
 	@echo "==> Installing Switchboard, its Python SDK (with Pipecat) and the development tools into $(VENV) (requirements.lock)"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]" -e "sdk/python[pipecat]"
-	@touch $@
+	@touch $@ $(VENV)/.runtime
 
 # After a change to pyproject.toml's dependencies: resolve them without the old lock
 # (what is installed and still fits stays) and write requirements.lock from the result.
@@ -38,12 +45,23 @@ lock: | $(BIN)/python
 
 install: $(VENV)/.installed
 
-migrate: install
+migrate: $(VENV)/.runtime
+	@echo "==> Migrating the database"
 	$(BIN)/python manage.py migrate --noinput
 
+# One process serves everything: uvicorn with Switchboard's media protocol (the lean path
+# for audio frames) and httptools, the same server as the production media processes.
 run: migrate
 	@$(BIN)/python manage.py bootstrap_demo --base-url http://$(HOST):$(PORT)
 	@echo "==> Serving API, media sockets, admin and dashboard on http://$(HOST):$(PORT) (Ctrl-C stops)"
+	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --loop uvloop --http httptools \
+	  --ws config.media_server:MediaWebSocketProtocol --ws-per-message-deflate false \
+	  --ws-max-size 131072 --lifespan on --proxy-headers config.asgi:application
+
+# The same application on Daphne, as before (the README's Daphne deployments).
+run-daphne: migrate
+	@$(BIN)/python manage.py bootstrap_demo --base-url http://$(HOST):$(PORT)
+	@echo "==> Serving API, media sockets, admin and dashboard with Daphne on http://$(HOST):$(PORT) (Ctrl-C stops)"
 	$(BIN)/daphne --bind $(HOST) --port $(PORT) --proxy-headers --websocket-max-message-size 131072 config.asgi:application
 
 lint: install
