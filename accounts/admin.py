@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts import services
-from accounts.models import Account, ApiKey, Environment, Membership
+from accounts.models import Account, ApiKey, Environment, Invitation, Membership
 
 
 class EnvironmentInline(admin.TabularInline):
@@ -124,3 +124,41 @@ class ApiKeyAdmin(admin.ModelAdmin):
             services.api_key_revoke(api_key=api_key)
             count += 1
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """A record: invitations are made, revoked and accepted in the dashboard."""
+
+    list_display = [
+        "email",
+        "account",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = [
+        "role",
+        ("accepted_at", admin.EmptyFieldListFilter),
+        ("revoked_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["email", "account__name"]
+    list_select_related = ["account", "invited_by"]
+    # The token's hash is of no use to staff and stays out of the page.
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: Invitation | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: Invitation | None = None
+    ) -> bool:
+        return False

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from config.fields import PublicIdModel
 
@@ -172,3 +173,58 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.state})"
+
+
+class Invitation(PublicIdModel):
+    """An invitation to join an account. Only the SHA-256 of its token is kept: the raw
+    token is in the link, which the inviter sees once and the invitee gets by email."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="invitations"
+    )
+    # Stored in lower case, so one address has one pending invitation.
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Also the index of the Team page's query: an account's pending invitations.
+            models.UniqueConstraint(
+                fields=["account", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_pending_invitation_per_email",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["owner", "admin", "member"]),
+                name="invitation_role_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.account} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,9 +19,14 @@ from accounts.models import (
     ApiKey,
     Environment,
     EnvironmentKind,
+    Invitation,
     Membership,
     Role,
 )
+from accounts.selectors import invitation_by_token, invitation_token_hash
+from config.errors import Conflict, Forbidden, InvalidRequest
+
+logger = logging.getLogger(__name__)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -116,3 +126,201 @@ def environment_rotate_signing_secret(*, environment: Environment) -> str:
     environment.signing_secret = signing_secret_new()
     environment.save(update_fields=["signing_secret", "updated_at"])
     return environment.signing_secret
+
+
+# ---------------------------------------------------------------- the team
+#
+# Owners and admins manage the team. Only an owner grants, changes or removes the owner
+# role; nobody raises their own role; an account always keeps at least one owner.
+
+INVITATION_TTL = timedelta(days=7)
+RANK: dict[str, int] = {Role.OWNER: 0, Role.ADMIN: 1, Role.MEMBER: 2}
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    # Carries the raw token: returned here and emailed, never stored or shown again.
+    link: str
+
+
+def _manager(account: Account, user: Any) -> Membership:
+    """The user's membership of the account, if it lets them manage the team."""
+    membership = Membership.objects.filter(account=account, user=user).first()
+    if membership is None or not membership.can_manage:
+        raise Forbidden(
+            "Only owners and admins can manage the team.", code="not_a_team_manager"
+        )
+    return membership
+
+
+def _lock_team(account: Account) -> None:
+    """Serialise changes to one account's team, so two demotions cannot both pass the
+    last-owner check."""
+    Account.objects.select_for_update().filter(pk=account.pk).first()
+
+
+def _may_touch_owner_role(actor: Membership, *roles: str) -> None:
+    if Role.OWNER in roles and actor.role != Role.OWNER:
+        raise Forbidden(
+            "Only an owner can make someone an owner, or change or remove an owner.",
+            code="owner_role_needs_owner",
+        )
+
+
+def _keep_an_owner(membership: Membership) -> None:
+    others = Membership.objects.filter(
+        account_id=membership.account_id, role=Role.OWNER
+    ).exclude(pk=membership.pk)
+    if membership.role == Role.OWNER and not others.exists():
+        raise Conflict(
+            f"{membership.user.get_username()} is the account's last owner: make "
+            "someone else an owner first.",
+            code="last_owner",
+        )
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    account: Account,
+    invited_by: Any,
+    email: str,
+    role: str,
+    link_for: Callable[[str], str],
+) -> IssuedInvitation:
+    """Invite an address to the account and email it the link; a pending invitation of
+    the same address is replaced (its link stops working)."""
+    _lock_team(account)
+    actor = _manager(account, invited_by)
+    if role not in Role.values:
+        raise InvalidRequest(f"No role {role!r}.", param="role")
+    _may_touch_owner_role(actor, role)
+    email = email.strip().lower()
+    if Membership.objects.filter(account=account, user__email__iexact=email).exists():
+        raise Conflict(
+            f"{email} is already a member of {account.name}.",
+            code="already_a_member",
+            param="email",
+        )
+    now = timezone.now()
+    Invitation.objects.filter(
+        account=account, email=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now)
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        account=account,
+        email=email,
+        role=role,
+        token_hash=invitation_token_hash(token),
+        invited_by=invited_by,
+        expires_at=now + INVITATION_TTL,
+    )
+    link = link_for(token)
+    transaction.on_commit(partial(_email_invitation, invitation, link))
+    return IssuedInvitation(invitation=invitation, link=link)
+
+
+def _email_invitation(invitation: Invitation, link: str) -> None:
+    inviter = invitation.invited_by
+    who = inviter.get_username() if inviter is not None else "Someone"
+    body = (
+        f"{who} invited you to join {invitation.account.name} on Switchboard as "
+        f"{invitation.get_role_display().lower()}.\n\n"
+        f"Open this link to accept (it works once, until "
+        f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{link}\n\n"
+        "If you did not expect this invitation, ignore this message.\n"
+    )
+    try:
+        send_mail(
+            f"Join {invitation.account.name} on Switchboard",
+            body,
+            None,
+            [invitation.email],
+        )
+    # The inviter has the link on their screen, so a mail server that fails must not
+    # fail the invitation: it is recorded here, without the link.
+    except Exception as error:
+        logger.warning(
+            "The invitation %s to %s could not be emailed: %s",
+            invitation.public_id,
+            invitation.email,
+            error,
+        )
+
+
+def invitation_revoke(*, invitation: Invitation, by: Any) -> Invitation:
+    """Withdraw a pending invitation; its link stops working."""
+    _manager(invitation.account, by)
+    if invitation.is_pending:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def _join(invitation: Invitation, user: Any) -> Membership:
+    if Membership.objects.filter(account=invitation.account, user=user).exists():
+        raise Conflict(
+            f"You are already a member of {invitation.account.name}.",
+            code="already_a_member",
+        )
+    membership = Membership.objects.create(
+        user=user, account=invitation.account, role=invitation.role
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: Any) -> Membership:
+    """Make a logged-in user a member of the account the invitation's link names."""
+    return _join(invitation_by_token(token, lock=True), user)
+
+
+@transaction.atomic
+def invitation_sign_up(*, token: str, username: str, password: str) -> Membership:
+    """Create a user with the invitation's email address and make them a member."""
+    invitation = invitation_by_token(token, lock=True)
+    User = get_user_model()
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict(
+            "That username is taken: choose another, or log in if it is yours.",
+            code="username_taken",
+            param="username",
+        )
+    user = User.objects.create_user(
+        username=username, email=invitation.email, password=password
+    )
+    return _join(invitation, user)
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str, by: Any) -> Membership:
+    """Give a member another role."""
+    _lock_team(membership.account)
+    membership.refresh_from_db(fields=["role"])
+    actor = _manager(membership.account, by)
+    if role not in Role.values:
+        raise InvalidRequest(f"No role {role!r}.", param="role")
+    if role == membership.role:
+        return membership
+    if membership.user_id == actor.user_id and RANK[role] < RANK[membership.role]:
+        raise Forbidden("You cannot raise your own role.", code="own_role_raise")
+    _may_touch_owner_role(actor, role, membership.role)
+    _keep_an_owner(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by: Any) -> None:
+    """Take a member out of the account (their user stays)."""
+    _lock_team(membership.account)
+    membership.refresh_from_db(fields=["role"])
+    actor = _manager(membership.account, by)
+    _may_touch_owner_role(actor, membership.role)
+    _keep_an_owner(membership)
+    membership.delete()

@@ -175,6 +175,8 @@ def switchboard_env(var_dir: Path) -> dict[str, str]:
         API_RATE_LIMIT_PER_MINUTE="1000000",
         CALL_RING_TIMEOUT_S="600",
         PYTHONUNBUFFERED="1",
+        # The bench finds the capacity; the process must not refuse calls first.
+        MEDIA_MAX_CALLS="0",
     )
     return env
 

@@ -64,6 +64,7 @@ def _env(shape: str, var_dir: Path) -> dict[str, str]:
         SIM_DIAL_MS="0",
         SIM_RING_MS="0",
         SIM_HANGUP_AFTER_MS="10",
+        MEDIA_MAX_CALLS="0",
     )
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)

@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 
 from calls.api.whatsapp import whatsapp_webhook
 from config.api.errors import problem_body, request_id_of
-from config.health import healthz
+from config.health import healthz, metrics, readyz
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api.urls")),
@@ -37,6 +37,8 @@ urlpatterns = [
         name="api-docs",
     ),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     # Twilio-compatible REST (hang-up) for bots that speak the `twilio` stream dialect.
     path("twilio/", include("streams.api.twilio_urls")),

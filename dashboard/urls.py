@@ -11,6 +11,7 @@ from dashboard.views import (
     overview,
     recordings,
     sessions,
+    team,
     usage,
     webhooks,
 )
@@ -56,6 +57,7 @@ urlpatterns = [
     path("assets/upload", assets.asset_upload, name="asset-upload"),
     path("assets/<str:asset_id>/audio", assets.asset_audio, name="asset-audio"),
     path("assets/<str:asset_id>/delete", assets.asset_delete, name="asset-delete"),
+    path("recordings/", recordings.recording_list, name="recordings"),
     path(
         "recordings/<str:recording_id>/audio",
         recordings.recording_audio,
@@ -74,4 +76,15 @@ urlpatterns = [
     ),
     path("settings/", environment.environment_settings, name="settings"),
     path("usage/", usage.usage, name="usage"),
+    path("team/", team.team, name="team"),
+    path("team/members/<int:member_id>/role", team.member_role, name="member-role"),
+    path(
+        "team/members/<int:member_id>/remove", team.member_remove, name="member-remove"
+    ),
+    path(
+        "team/invitations/<str:invitation_id>/revoke",
+        team.invitation_revoke,
+        name="invitation-revoke",
+    ),
+    path("invitations/<str:token>/", team.invitation, name="invitation"),
 ]

@@ -35,6 +35,10 @@ class Recording(PublicIdModel):
     duration_ms = models.PositiveBigIntegerField()
     size_bytes = models.PositiveBigIntegerField()
     expires_at = models.DateTimeField()
+    # [[low, high], …] per span of the audio, -127…127 (recordings/waveform.py): about
+    # 3.5 kB for 400 spans. Null until computed (finalisation, or backfill_waveforms for
+    # older rows); empty when the file holds no audio.
+    waveform = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]

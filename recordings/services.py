@@ -1,4 +1,4 @@
-"""Writes for recordings: finalise a call's spool into storage, delete, purge."""
+"""Writes for recordings: finalise a call's spool, delete, purge, backfill waveforms."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import soundfile
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -25,6 +26,7 @@ from events.models import EventType
 from events.services import event_emit
 from recordings import selectors, spool
 from recordings.models import CONTENT_TYPE, Recording
+from recordings.waveform import Waveform, waveform_of
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +108,21 @@ def _store(call: Call, artifacts: list[_Spooled]) -> list[str]:
     return names
 
 
+def _spooled_waveform(path: Path) -> Waveform | None:
+    try:
+        return waveform_of(str(path))
+    except Exception:
+        # A missing waveform never costs the recording: backfill_waveforms retries it.
+        logger.exception("Could not compute the waveform of %s", path)
+        return None
+
+
 def recordings_finalise(*, call_id: str) -> list[Recording]:
     """Store an ended call's spooled WAVs and record them (idempotent).
 
-    The files go to default storage first; the rows and their ``call.recording.ready``
-    events are written in one transaction; the spool is deleted only once that commits.
+    The files go to default storage first, then each gets its waveform (read from the
+    spool, the same bytes); the rows and their ``call.recording.ready`` events are
+    written in one transaction; the spool is deleted only once that commits.
     """
     directory = spool.call_dir(call_id)
     call = selectors.call_for_finalising(call_id)
@@ -135,6 +147,7 @@ def recordings_finalise(*, call_id: str) -> list[Recording]:
         if existing:
             return existing
         raise
+    waveforms = [_spooled_waveform(artifact.path) for artifact in artifacts]
     committed: list[bool] = []
     try:
         with transaction.atomic():
@@ -154,7 +167,9 @@ def recordings_finalise(*, call_id: str) -> list[Recording]:
                 days=call.environment.recording_retention_days
             )
             recordings = []
-            for artifact, name in zip(artifacts, names, strict=True):
+            for artifact, name, waveform in zip(
+                artifacts, names, waveforms, strict=True
+            ):
                 recording = Recording.objects.create(
                     environment=call.environment,
                     call=call,
@@ -164,6 +179,7 @@ def recordings_finalise(*, call_id: str) -> list[Recording]:
                     duration_ms=artifact.samples * 1000 // SAMPLE_RATE,
                     size_bytes=artifact.size_bytes,
                     expires_at=expires_at,
+                    waveform=waveform,
                 )
                 event_emit(
                     environment=call.environment,
@@ -251,3 +267,59 @@ def recordings_purge_expired(
             progress(total)
         if len(batch) < batch_size:
             return total
+
+
+def _stored_waveform(file_name: str) -> Waveform | None:
+    """The waveform of a stored WAV; empty if it holds no audio or is gone or unreadable,
+    None if it could not be read now (the next run tries again)."""
+    try:
+        with default_storage.open(file_name, "rb") as stored:
+            return waveform_of(stored)
+    except FileNotFoundError:
+        logger.warning("Recording %s is missing from storage", file_name)
+        return []
+    except soundfile.LibsndfileError as exc:
+        logger.warning("Recording %s is not a readable WAV (%s)", file_name, exc)
+        return []
+    except Exception:
+        logger.exception("Could not read recording %s", file_name)
+        return None
+
+
+def recordings_backfill_waveforms(
+    *,
+    batch_size: int,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Compute the waveforms recordings lack, oldest first; return (done, failed).
+
+    ``progress(done, failed, total)`` is told after each batch. Safe to run twice at
+    once: a row is written only while it still has no waveform.
+    """
+    pending = Recording.objects.filter(
+        waveform__isnull=True, expires_at__gt=timezone.now()
+    )
+    total = pending.count()
+    done = failed = 0
+    after = 0
+    while True:
+        batch = list(
+            pending.filter(pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", "file_name")[:batch_size]
+        )
+        for pk, file_name in batch:
+            waveform = _stored_waveform(file_name)
+            if waveform is None:
+                failed += 1
+                continue
+            Recording.objects.filter(pk=pk, waveform__isnull=True).update(
+                waveform=waveform
+            )
+            done += 1
+        if batch:
+            after = batch[-1][0]
+            if progress is not None:
+                progress(done, failed, total)
+        if len(batch) < batch_size:
+            return done, failed

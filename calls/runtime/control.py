@@ -68,20 +68,31 @@ def call_place(
         # SIP listener): placed there, over the channel layer, when that is not here.
         session.refresh_from_db(fields=["line_holder"])
         host = session.line_holder or host
-    call = services.call_create(
-        session=session,
-        peer_address=peer,
-        direction=Direction.OUTGOING,
-        host=host,
-        record=record,
-    )
-    if host == local.host_id and not streams:
-        home.submit(local.start_call(call.pk))
+    here = host == local.host_id
+    if here:
+        local.admit()  # before any row is written: a full process refuses (503)
+    try:
+        call = services.call_create(
+            session=session,
+            peer_address=peer,
+            direction=Direction.OUTGOING,
+            host=host,
+            record=record,
+        )
+    except BaseException:
+        if here:
+            local.release()
+        raise
+    if here and not streams:
+        home.submit(local.start_call(call.pk, admitted=True))
         return Placed(call=call)
-    home.run_sync(
-        local.start_call_on(host, call.pk, str(call.public_id), carrier.name),
-        timeout=_timeout(),
-    )
+    if here:
+        home.run_sync(local.start_call(call.pk, admitted=True), timeout=_timeout())
+    else:
+        home.run_sync(
+            local.start_call_on(host, call.pk, str(call.public_id), carrier.name),
+            timeout=_timeout(),
+        )
     created = extension.add(call, list(streams), allow_ended=True) if streams else []
     call.refresh_from_db()
     return Placed(call=call, streams=created)

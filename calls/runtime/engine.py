@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypedDict
@@ -99,6 +100,16 @@ def _error_payload(error: ApplicationError) -> dict[str, Any]:
     }
 
 
+def media_capacity(capacity: int) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"This media process carries its {capacity} calls already; retry shortly "
+        "(another process may take the call).",
+        code="media_capacity",
+        title="Media capacity reached",
+        headers={"Retry-After": "2"},
+    )
+
+
 class Engine:
     def __init__(self) -> None:
         self.host_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -121,6 +132,48 @@ class Engine:
         # command that arrives in between waits for the start to finish.
         self._starting = 0
         self._started: asyncio.Condition | None = None
+        # Sockets served here for calls hosted elsewhere (bridged over the channel layer).
+        self.bridged_sockets = 0
+        # Places taken by calls admitted here whose runtimes do not exist yet (requests
+        # admit calls from their threads; the runtimes start on the loop).
+        self._admission = threading.Lock()
+        self._admitted = 0
+
+    # ------------------------------------------------------------ capacity
+    @property
+    def hosted_calls(self) -> int:
+        """Calls hosted here, those admitted and starting included."""
+        return len(self.runtimes) + self._admitted
+
+    @property
+    def load(self) -> int:
+        """The media work this process carries: calls it hosts and sockets it bridges."""
+        return self.hosted_calls + self.bridged_sockets
+
+    @property
+    def capacity(self) -> int:
+        """How many calls and bridged sockets this process takes (0: no limit)."""
+        return int(settings.MEDIA_MAX_CALLS)
+
+    @property
+    def full(self) -> bool:
+        return bool(self.capacity) and self.load >= self.capacity
+
+    def refuse_when_full(self) -> None:
+        """Raise ``media_capacity`` (503) when another call would degrade every call here."""
+        if self.full:
+            raise media_capacity(self.capacity)
+
+    def admit(self) -> None:
+        """Take a place for a call about to start here (from any thread), or raise
+        ``media_capacity``; ``start_call(admitted=True)`` or ``release`` gives it back."""
+        with self._admission:
+            self.refuse_when_full()
+            self._admitted += 1
+
+    def release(self) -> None:
+        with self._admission:
+            self._admitted -= 1
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -272,18 +325,25 @@ class Engine:
             )
         return self.runtimes.get(call_id)
 
-    async def start_call(self, call_pk: int) -> dict[str, Any]:
-        """Create the runtime of an outgoing call this engine hosts and dial."""
+    async def start_call(
+        self, call_pk: int, *, admitted: bool = False
+    ) -> dict[str, Any]:
+        """Create the runtime of an outgoing call this engine hosts and dial; an
+        ``admitted`` call's place becomes its runtime's."""
         async with self._starting_call():
-            return await self._start_call(call_pk)
+            return await self._start_call(call_pk, admitted)
 
-    async def _start_call(self, call_pk: int) -> dict[str, Any]:
-        details = await database_sync_to_async(
-            hosts.call_details, thread_sensitive=False
-        )(call_pk)
-        if self.stopping:
-            return await self._end_unstarted(call_pk, details["carrier"])
-        runtime = self._runtime(call_pk, details)
+    async def _start_call(self, call_pk: int, admitted: bool) -> dict[str, Any]:
+        try:
+            details = await database_sync_to_async(
+                hosts.call_details, thread_sensitive=False
+            )(call_pk)
+            if self.stopping:
+                return await self._end_unstarted(call_pk, details["carrier"])
+            runtime = self._runtime(call_pk, details)
+        finally:
+            if admitted:  # the place is the runtime's now (or nobody's)
+                self.release()
         line = details["line"]
         info = LegInfo(
             call_id=runtime.call_id,
@@ -349,7 +409,9 @@ class Engine:
     async def offer_incoming(
         self, session_id: str, from_address: str, leg: CarrierLeg
     ) -> dict[str, Any]:
-        """A call the network offers to a session rings here (``calls.runtime.inbound``)."""
+        """A call the network offers to a session rings here (``calls.runtime.inbound``);
+        refused (``media_capacity``, the carrier rejects it) when this process is full."""
+        self.refuse_when_full()
         async with self._starting_call():
             call_pk, details = await database_sync_to_async(
                 hosts.offer_incoming, thread_sensitive=False

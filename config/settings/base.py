@@ -193,6 +193,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # reconnect on their own schedule (broker_connection_max_retries), untouched by this.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 
+# Email (team invitations), sent once the inviting request's transaction commits.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 587, min_value=1)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
+# Sending happens in the request: a stalled mail server must not hold it long.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, min_value=1)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Switchboard <noreply@localhost>")
+
 STORAGE_BACKEND = env.choice("STORAGE_BACKEND", "local", ("local", "s3"))
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
@@ -416,6 +427,10 @@ SIM_DIAL_MS = env.int("SIM_DIAL_MS", 300, min_value=0)
 SIM_RING_MS = env.int("SIM_RING_MS", 2000, min_value=0)
 SIM_HANGUP_AFTER_MS = env.int("SIM_HANGUP_AFTER_MS", 5000, min_value=0)
 # The live media socket's playout buffer (DESIGN §5).
+# Calls (and sockets bridged to calls hosted elsewhere) one process carries before it
+# refuses more (503 media_capacity, close 1013) instead of degrading every call; 0 = no
+# limit. bench/media_socket.py measures a core's capacity (README: media processes).
+MEDIA_MAX_CALLS = env.int("MEDIA_MAX_CALLS", 300, min_value=0)
 MEDIA_BUFFER_CAPACITY_MS = env.int("MEDIA_BUFFER_CAPACITY_MS", 10_000, min_value=1000)
 MEDIA_BUFFER_PAUSE_MS = env.int("MEDIA_BUFFER_PAUSE_MS", 500, min_value=40)
 MEDIA_BUFFER_RESUME_MS = env.int("MEDIA_BUFFER_RESUME_MS", 250, min_value=0)

@@ -14,11 +14,13 @@ NAV = [
     ("overview", "Overview", "dashboard:overview"),
     ("sessions", "Sessions", "dashboard:sessions"),
     ("calls", "Calls", "dashboard:calls"),
+    ("recordings", "Recordings", "dashboard:recordings"),
     ("usage", "Usage", "dashboard:usage"),
     ("console", "Call console", "dashboard:console"),
     ("assets", "Audio assets", "dashboard:assets"),
     ("keys", "API keys", "dashboard:keys"),
     ("webhooks", "Webhooks", "dashboard:webhooks"),
+    ("team", "Team", "dashboard:team"),
     ("settings", "Settings", "dashboard:settings"),
 ]
 

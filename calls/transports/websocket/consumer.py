@@ -157,6 +157,7 @@ class MediaConsumer(AsyncConsumer):
         self.link: MediaLink | None = None
         self.runtime: CallRuntime | None = None
         self.bridge: SocketBridge | None = None
+        self._engine: Engine | None = None
         self._send_binary_now: Callable[[bytes], bool] | None = None
 
         first = await receive()
@@ -193,6 +194,8 @@ class MediaConsumer(AsyncConsumer):
             self._detach()
             if self.bridge is not None:
                 await self.bridge.shut()
+                if self._engine is not None:
+                    self._engine.bridged_sockets -= 1
             self._closed = True
             if self._draining is not None:
                 await asyncio.gather(self._draining, return_exceptions=True)
@@ -221,6 +224,18 @@ class MediaConsumer(AsyncConsumer):
         channel = await live_channel(call["host"])
         layer = get_channel_layer()
         if channel and layer is not None and channel != engine.channel_name:
+            if engine.full:
+                # Bridging costs this process a call's worth of media work; a full one
+                # sends the client to try again (the proxy may pick another process).
+                self.send_json(
+                    {
+                        "type": "error",
+                        "code": "media_capacity",
+                        "message": "This media process is full; reconnect shortly.",
+                    }
+                )
+                self.close(1013)
+                return None
             bridge = SocketBridge(
                 layer,
                 channel,
@@ -230,6 +245,8 @@ class MediaConsumer(AsyncConsumer):
             )
             await bridge.open(call["call_id"])
             self.bridge = bridge
+            engine.bridged_sockets += 1
+            self._engine = engine
             return bridge
         self.send_json(
             {

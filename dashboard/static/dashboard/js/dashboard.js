@@ -34,7 +34,21 @@ function dispatch(envelope) {
     emit("sb-session", envelope);
   }
   if (envelope.sessionId) emit(`sb-session-${envelope.sessionId}`, envelope);
+  if (data.call) showAttached(data.call);
   prependEvent(envelope);
+}
+
+// What a live call page says of the snapshot's `transport` (call_panel.html writes the
+// same words); set at once from the event, before the panel's own refresh arrives.
+const ATTACHED = { websocket: "Client socket attached", stream: "Dial-out stream attached" };
+
+function showAttached(call) {
+  const transport = call.state !== "ended" && ATTACHED[call.transport] ? call.transport : "none";
+  const selector = `[data-call-transport="${CSS.escape(call.callId || "")}"]`;
+  for (const element of document.querySelectorAll(selector)) {
+    element.textContent = ATTACHED[transport] || "No client attached";
+    element.className = `attached attached-${transport}`;
+  }
 }
 
 function summary(envelope) {
