@@ -16,4 +16,6 @@ STREAM_ALLOW_PRIVATE = env.bool("STREAM_ALLOW_PRIVATE", True)
 WHATSAPP_ALLOW_PRIVATE_GRAPH = env.bool("WHATSAPP_ALLOW_PRIVATE_GRAPH", True)
 
 # No mail server needed: emails (an invitation's link included) print to the output.
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
