@@ -46,6 +46,7 @@ urlpatterns = [
     path("calls/rows", calls.call_rows, name="call-rows"),
     path(f"{C}/", calls.call_detail, name="call"),
     path(f"{C}/panel", calls.call_panel, name="call-panel"),
+    path(f"{C}/levels", calls.call_levels, name="call-levels"),
     path(f"{C}/end", calls.call_end, name="call-end"),
     path(f"{C}/mute", calls.call_mute, name="call-mute"),
     path(f"{C}/play", calls.call_play, name="call-play"),

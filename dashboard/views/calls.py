@@ -15,7 +15,7 @@ from calls import selectors as call_selectors
 from calls.models import Call, CallState
 from calls.runtime import control
 from calls.snapshots import call_snapshot
-from config.errors import Conflict
+from config.errors import ApplicationError, Conflict
 from dashboard import extras, selectors
 from dashboard.forms import CallSearchForm, MuteForm, PlayForm
 from dashboard.views.pages import fragment, page
@@ -109,6 +109,23 @@ def call_panel(
         "dashboard/partials/call_panel.html",
         _detail_context(ws, _call(ws, session_id, call_id)),
     )
+
+
+@require_GET
+@dashboard_view()
+def call_levels(
+    request: HttpRequest, ws: Workspace, session_id: str, call_id: str
+) -> HttpResponse:
+    """A live call's input and output levels since the page last asked (it polls while
+    the call is live), and whether a socket or streams are attached."""
+    call = _call(ws, session_id, call_id)
+    if not call.is_live:
+        return JsonResponse({"live": False})
+    try:
+        levels = control.run_command(call, "levels")
+    except ApplicationError:  # ended meanwhile, or its process is gone
+        return JsonResponse({"live": False})
+    return JsonResponse({"live": True, **levels})
 
 
 def _done(
