@@ -136,9 +136,10 @@ def _cpu_seconds(pid: int) -> float:
 
 async def _load(
     client: httpx.AsyncClient, rate: float, seconds: float, request: Any, pid: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
+    first_error: list[str] = []
     tasks: list[asyncio.Task[None]] = []
 
     async def one() -> None:
@@ -147,8 +148,12 @@ async def _load(
         try:
             response = await request(client)
             ok = response.status_code < 300
-        except httpx.HTTPError:
+            if not ok and not first_error:
+                first_error.append(f"{response.status_code} {response.text[:300]}")
+        except httpx.HTTPError as exc:
             ok = False
+            if not first_error:
+                first_error.append(repr(exc))
         latencies.append(time.perf_counter() - started)
         if not ok:
             errors += 1
@@ -174,6 +179,7 @@ async def _load(
         "p50": float(np.percentile(ms, 50)),
         "p99": float(np.percentile(ms, 99)),
         "cpu_ms": cpu * 1000 / total,
+        "first_error": first_error[0] if first_error else "",
     }
 
 
@@ -279,6 +285,8 @@ def run_shape(
                             f"{result['p99']:>8.1f} {result['cpu_ms']:>7.2f}  {verdict}",
                             flush=True,
                         )
+                        if result["first_error"]:
+                            print(f"{'':>10} first error: {result['first_error']}")
                         await asyncio.sleep(2)  # let the calls of the step end
 
         asyncio.run(measure())
