@@ -2,8 +2,10 @@
 
 Each step sends requests at a fixed rate whatever the answers (open loop: a slow server
 meets more load, as it would in life, instead of the generator politely waiting), for
-``--seconds`` each: ``POST /sessions/{id}/calls`` to a simulated peer that hangs up at
-once, then ``GET /sessions/{id}/calls``. It prints, per shape, kind and rate, the rate
+``--seconds`` each: ``GET /sessions/{id}/calls``, then ``POST /sessions/{id}/calls`` to a
+simulated peer that answers and hangs up at once, waiting between steps until the server
+is idle again. The CPU of a creation includes the whole life of its call (dial, ring,
+answer, hang-up: four state changes and their events), which the server hosts. It prints, per shape, kind and rate, the rate
 achieved, errors (non-2xx answers and failed requests), p50/p99 latency and the server
 process's CPU per request (all its threads, from /proc).
 
@@ -132,6 +134,17 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, all its threads, so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _quiet(pid: int) -> None:
+    """Wait (up to two minutes) until the server is back to idle (under 10 % of a core
+    over a second), so one step's backlog is not measured in the next."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(pid)
+        await asyncio.sleep(1.0)
+        if _cpu_seconds(pid) - before < 0.1:
+            return
 
 
 async def _load(
@@ -274,7 +287,7 @@ def run_shape(
             async with httpx.AsyncClient(
                 base_url=url, headers=headers, timeout=30, limits=limits
             ) as client:
-                for kind, request in (("create", create), ("list", listing)):
+                for kind, request in (("list", listing), ("create", create)):
                     for rate in rates:
                         result = await _load(client, rate, seconds, request, server.pid)
                         verdict = "ok" if result["errors"] == 0 else "errors"
@@ -287,7 +300,7 @@ def run_shape(
                         )
                         if result["first_error"]:
                             print(f"{'':>10} first error: {result['first_error']}")
-                        await asyncio.sleep(2)  # let the calls of the step end
+                        await _quiet(server.pid)  # the step's calls have ended
 
         asyncio.run(measure())
 
