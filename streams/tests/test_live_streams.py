@@ -193,9 +193,10 @@ def test_each_format_decodes_back_to_the_audio_sent(
 def test_every_format_leaves_paced_at_20_ms(
     tenant: Tenant, asgi_server: LiveServer, fmt: str
 ) -> None:
-    """Chunks reach the receiver one per 20 ms of the call in every format: the gap
-    between consecutive media messages is 20 ms for nine in ten (a resampled format
-    used to arrive in bursts of five every 100 ms)."""
+    """Chunks reach the receiver one per 20 ms of the call in every format, not in
+    bursts (a resampled format used to arrive five at once every 100 ms: gaps of 0 ms
+    then 100 ms). A busy machine's late ticks jitter the gaps and sometimes send two
+    back to back, so the test counts bursts instead of timing every gap."""
     session_id, call_id, _ = place(tenant.client())
 
     async def scenario() -> list[float]:
@@ -213,8 +214,9 @@ def test_every_format_leaves_paced_at_20_ms(
 
     arrivals = asyncio.run(scenario())[10:160]  # past the start-up
     gaps_ms = np.diff(arrivals) * 1000
-    assert float(np.percentile(gaps_ms, 90)) <= 25, np.round(gaps_ms, 1).tolist()
-    assert float(np.median(gaps_ms)) >= 10, np.round(gaps_ms, 1).tolist()
+    shown = np.round(gaps_ms, 1).tolist()
+    assert 12 <= float(np.median(gaps_ms)) <= 30, shown
+    assert float(np.mean(gaps_ms < 5)) <= 0.25, shown  # bursts were 80 % of the gaps
 
 
 # ---------------------------------------------------------------- twoway
