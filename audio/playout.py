@@ -1,10 +1,14 @@
-"""Bounded ring buffer that paces audio a client sends faster than real time."""
+"""Bounded ring buffer that paces audio a client sends faster than real time, and the
+trimmer that brings a live stream's standing backlog back to a target."""
 
 from __future__ import annotations
 
 from collections import deque
 
 import numpy as np
+
+# A 20 ms frame quieter than this (RMS, full scale 1.0) is silence the trimmer may drop.
+SILENCE_DBFS = -50.0
 
 
 class PlayoutBuffer:
@@ -20,9 +24,12 @@ class PlayoutBuffer:
             raise ValueError("capacity_samples must be positive")
         self._ring = np.zeros(capacity_samples, dtype=np.float32)
         self.capacity = capacity_samples
-        # Samples accepted since creation, minus any cleared; real samples handed out.
+        # Samples accepted since creation, minus any cleared; samples consumed (handed
+        # out, or dropped as silence by `trim_silence`, which also counts them in
+        # trimmed_total).
         self.written_total = 0
         self.played_total = 0
+        self.trimmed_total = 0
         self._marks: deque[tuple[str, int]] = deque()
 
     @property
@@ -86,6 +93,50 @@ class PlayoutBuffer:
         self.played_total += count
         return count
 
+    def trim_silence(self, frame: int, keep: int, limit: int, floor: float) -> int:
+        """Drop up to ``limit`` silent frames at the head, keeping ``keep`` samples queued.
+
+        A frame is dropped only when its energy (sum of squares) is below ``floor`` and
+        so are the frame played just before it and the one after it: a word's quiet
+        onset or tail is never cut, only the inside of a pause. Marks keep their
+        positions, so one inside the dropped audio is due at once. Returns the number
+        of samples dropped.
+        """
+        position = self.played_total
+        # The frame played last is still in the ring unless new audio overwrote it.
+        if (
+            position < frame
+            or self.written_total - position + frame > self.capacity
+            or self._energy(position - frame, frame) >= floor
+        ):
+            return 0
+        end = position + limit * frame
+        head_silent = self._energy(position, frame) < floor
+        while (
+            head_silent
+            and position < end
+            and self.written_total - position >= max(keep + frame, 2 * frame)
+        ):
+            head_silent = self._energy(position + frame, frame) < floor
+            if not head_silent:
+                break
+            position += frame
+        dropped = position - self.played_total
+        self.played_total = position
+        self.trimmed_total += dropped
+        return dropped
+
+    def _energy(self, start: int, count: int) -> float:
+        capacity = self.capacity
+        ring = self._ring
+        start %= capacity
+        end = start + count
+        if end <= capacity:
+            part = ring[start:end]
+            return float(np.dot(part, part))
+        head, tail = ring[start:], ring[: end - capacity]
+        return float(np.dot(head, head) + np.dot(tail, tail))
+
     @property
     def has_marks(self) -> bool:
         """Return whether any mark waits to be played (cheap, for the per-tick path)."""
@@ -110,3 +161,79 @@ class PlayoutBuffer:
         names = [name for name, _ in self._marks]
         self._marks.clear()
         return names
+
+
+class BacklogTrimmer:
+    """Bring a live stream's standing backlog back to ``target`` samples, dropping silence.
+
+    A stream that stalls (a network hiccup) underruns, then delivers what it owed in
+    one burst and goes on in real time: from then on everything it says waits behind
+    the burst. Such a backlog is *standing*: it stays over the target for a whole
+    window of ``hold`` ticks while the client delivers audio at the rate it plays, in
+    steps of at most ``slack`` samples between ticks and within ``slack`` of real time
+    over the window. Only then is silence dropped (``PlayoutBuffer.trim_silence``, at
+    most ``per_tick`` frames a tick) until the target is reached. Audio sent ahead on
+    purpose (a TTS utterance queued at once or in bursts under backpressure, which
+    then drains by itself) never looks like that and plays as sent.
+
+    The caller ticks it only while the buffer holds more than the target after a read
+    and resets it otherwise, so a stream at or under the target costs nothing here.
+    """
+
+    def __init__(
+        self,
+        buffer: PlayoutBuffer,
+        *,
+        target: int,
+        frame: int,
+        hold: int = 10,
+        slack: int | None = None,
+        per_tick: int = 4,
+        silence_dbfs: float = SILENCE_DBFS,
+    ) -> None:
+        if target <= 0 or frame <= 0 or hold <= 0:
+            raise ValueError("target, frame and hold must be positive")
+        self.buffer = buffer
+        self.target = target
+        self.frame = frame
+        self.hold = hold
+        self.slack = 5 * frame if slack is None else slack
+        self.per_tick = per_tick
+        self.floor = frame * 10 ** (silence_dbfs / 10)  # energy of a frame at that RMS
+        self.active = False
+        self.ticks = 0  # ticks of the current window; 0: not over the target
+        self._window_start = 0
+        self._last_written = 0
+        self._steady = True
+
+    def reset(self) -> None:
+        """The buffer is back at or under the target (or was cleared): start over."""
+        self.active = False
+        self.ticks = 0
+
+    def tick(self) -> int:
+        """Account one tick over the target; return the samples dropped as silence."""
+        written = self.buffer.written_total
+        if self.ticks == 0:
+            self._open_window(written)
+        else:
+            if written - self._last_written > self.slack:
+                self._steady = False
+            self._last_written = written
+            self.ticks += 1
+            if self.ticks > self.hold:
+                arrived = written - self._window_start
+                expected = self.hold * self.frame
+                self.active = self._steady and abs(arrived - expected) <= self.slack
+                self._open_window(written)
+        if not self.active:
+            return 0
+        return self.buffer.trim_silence(
+            self.frame, self.target, self.per_tick, self.floor
+        )
+
+    def _open_window(self, written: int) -> None:
+        self.ticks = 1
+        self._window_start = written
+        self._last_written = written
+        self._steady = True

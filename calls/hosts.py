@@ -15,20 +15,24 @@ from calls.carriers.base import LineInfo
 from calls.credentials import unseal
 from calls.models import Call, CallState, Direction, EndReason, EngineHost, Session
 from calls.runtime import hooks as runtime_hooks
-from calls.snapshots import call_snapshot
+from calls.snapshots import call_snapshot, forget_host, websocket_base
 from config.errors import NotFound
 
 
 def host_register(*, host_id: str, channel_name: str) -> EngineHost:
+    """Record this process as a host: its channel and the URL clients reach it at."""
+    process_url = settings.SWITCHBOARD_PROCESS_URL
     host, _ = EngineHost.objects.update_or_create(
         host_id=host_id,
         defaults={
             "channel_name": channel_name,
+            "process_url": websocket_base(process_url) if process_url else "",
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             "last_seen": timezone.now(),
         },
     )
+    forget_host(host_id)
     return host
 
 

@@ -181,6 +181,9 @@ class EngineHost(models.Model):
 
     host_id = models.CharField(max_length=128, unique=True)
     channel_name = models.CharField(max_length=200, blank=True, default="")
+    # Where clients reach this process directly (ws:// or wss://, from
+    # SWITCHBOARD_PROCESS_URL; empty: only through the shared public URL).
+    process_url = models.CharField(max_length=300, blank=True, default="")
     hostname = models.CharField(max_length=200)
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField(auto_now_add=True)

@@ -176,6 +176,13 @@ class CallSerializer(ApiModelSerializer):
         read_only=True,
         help_text="The client transport attached now: websocket, stream, or null.",
     )
+    media_url = serializers.CharField(
+        read_only=True,
+        help_text="The call's live media socket (ws:// or wss://). While the call is "
+        "live and its hosting process has an address of its own "
+        "(SWITCHBOARD_PROCESS_URL), at that process: open it there and the call's "
+        "audio never crosses processes. Otherwise under SWITCHBOARD_PUBLIC_URL.",
+    )
     duration_ms = serializers.IntegerField(read_only=True)
     recordings = RecordingSummarySerializer(
         many=True,
@@ -196,6 +203,7 @@ class CallSerializer(ApiModelSerializer):
             "end_detail",
             "carrier",
             "transport",
+            "media_url",
             "audio_muted",
             "record",
             "created_at",

@@ -398,6 +398,9 @@ SIP_REGISTER_TIMEOUT_S = env.float("SIP_REGISTER_TIMEOUT_S", 35.0, min_value=1.0
 # Where Switchboard is reached from outside (scheme, host, port): the base of the URLs it
 # gives to other services, such as a WhatsApp session's webhook URL for Meta.
 SWITCHBOARD_PUBLIC_URL = env.str("SWITCHBOARD_PUBLIC_URL", "http://127.0.0.1:8000")
+SWITCHBOARD_PROCESS_URL = env.url(
+    "SWITCHBOARD_PROCESS_URL", schemes=("ws", "wss", "http", "https")
+)
 # WhatsApp Business Calling (DESIGN §11.2): the Graph API a session calls by default (a
 # session may name another with `graphApiBase`; production accepts only https URLs of
 # public hosts there), STUN/TURN servers for WebRTC, the addresses offered as ICE host
@@ -434,6 +437,9 @@ MEDIA_MAX_CALLS = env.int("MEDIA_MAX_CALLS", 300, min_value=0)
 MEDIA_BUFFER_CAPACITY_MS = env.int("MEDIA_BUFFER_CAPACITY_MS", 10_000, min_value=1000)
 MEDIA_BUFFER_PAUSE_MS = env.int("MEDIA_BUFFER_PAUSE_MS", 500, min_value=40)
 MEDIA_BUFFER_RESUME_MS = env.int("MEDIA_BUFFER_RESUME_MS", 250, min_value=0)
+# A live stream's backlog left standing after a stall is trimmed back to this by
+# dropping silence (calls/transports/websocket/link.py); 0 turns trimming off.
+MEDIA_PLAYOUT_TARGET_MS = env.int("MEDIA_PLAYOUT_TARGET_MS", 60, min_value=0)
 # Frames per channel-layer message when a media socket lands in another process than its
 # call (the exceptional path): fewer messages, but up to this many frames more latency.
 MEDIA_BRIDGE_BATCH_FRAMES = env.int(

@@ -34,7 +34,8 @@ from calls import hosts
 from calls.models import CallState
 from calls.runtime.engine import Engine, ensure_engine
 from calls.runtime.runtime import CallRuntime
-from calls.snapshots import call_snapshot
+from calls.snapshots import call_snapshot, hosted_media_url
+from calls.transports.websocket.affinity import pointing_to_host
 from calls.transports.websocket.bridge import SocketBridge
 from calls.transports.websocket.link import MediaLink, attach, ready_frame
 from config import shutdown
@@ -123,6 +124,7 @@ def _authorize(
         "host": call.host,
         "state": call.state,
         "snapshot": call_snapshot(call),
+        "hosted_media_url": hosted_media_url(call),
     }
 
 
@@ -240,7 +242,7 @@ class MediaConsumer(AsyncConsumer):
                 layer,
                 channel,
                 send_audio=self.send_audio,
-                send_json=self.send_json,
+                send_json=pointing_to_host(self.send_json, call),
                 close=self.close,
             )
             await bridge.open(call["call_id"])

@@ -4,6 +4,10 @@ The link is the runtime's outbound source (the client's audio, through a bounded
 buffer), a media subscriber (the peer's frames go back to the client) and a call observer
 (state changes and the end). It speaks in frames through three callables the transport
 gives it, so the same link serves a local socket and the cross-process bridge.
+
+A client streaming in real time whose audio piles up behind a stall gets its backlog
+trimmed back to ``MEDIA_PLAYOUT_TARGET_MS`` by dropping silence (``BacklogTrimmer``);
+audio sent ahead on purpose plays as sent.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.conf import settings
 
-from audio import SAMPLE_RATE
+from audio import FRAME_SAMPLES, SAMPLE_RATE
 from audio.codecs import InvalidPcm
-from audio.playout import PlayoutBuffer
+from audio.playout import BacklogTrimmer, PlayoutBuffer
 
 if TYPE_CHECKING:
     from calls.runtime.runtime import CallRuntime
@@ -67,6 +72,7 @@ class MediaLink:
         capacity_ms: int,
         pause_ms: int,
         resume_ms: int,
+        target_ms: int | None = None,
     ) -> None:
         self.send_audio = send_audio
         self.send_json = send_json
@@ -75,6 +81,17 @@ class MediaLink:
         self.pause_ms = pause_ms
         self.resume_ms = resume_ms
         self.buffer = PlayoutBuffer(capacity_ms * SAMPLES_PER_MS)
+        if target_ms is None:
+            target_ms = settings.MEDIA_PLAYOUT_TARGET_MS
+        # Off (0): the trimmer is never ticked, as no buffer holds more than its capacity.
+        self.trimmer = BacklogTrimmer(
+            self.buffer,
+            target=max(target_ms, 1) * SAMPLES_PER_MS,
+            frame=FRAME_SAMPLES,
+        )
+        self._trim_above = (
+            target_ms * SAMPLES_PER_MS if target_ms > 0 else self.buffer.capacity
+        )
         self._pause_samples = pause_ms * SAMPLES_PER_MS
         self._resume_samples = resume_ms * SAMPLES_PER_MS
         self.paused = False
@@ -157,6 +174,7 @@ class MediaLink:
         """Barge-in: drop buffered audio now and answer every pending mark as cleared."""
         for name in self.buffer.clear():
             self.send_json({"type": "mark", "name": name, "cleared": True})
+        self.trimmer.reset()
         if self.paused:
             self.paused = False
         self.report_buffer()
@@ -171,7 +189,13 @@ class MediaLink:
 
     @property
     def played_ms(self) -> int:
-        return self.buffer.played_total // SAMPLES_PER_MS
+        """Audio handed to the peer; silence dropped by the trimmer is not counted."""
+        buffer = self.buffer
+        return (buffer.played_total - buffer.trimmed_total) // SAMPLES_PER_MS
+
+    @property
+    def trimmed_ms(self) -> int:
+        return self.buffer.trimmed_total // SAMPLES_PER_MS
 
     def report_buffer(self) -> None:
         self._ticks_since_report = 0
@@ -183,6 +207,7 @@ class MediaLink:
                 "pauseMs": self.pause_ms,
                 "resumeMs": self.resume_ms,
                 "capacityMs": self.capacity_ms,
+                "trimmedMs": self.trimmed_ms,
             }
         )
 
@@ -190,12 +215,17 @@ class MediaLink:
         """OutboundSource: the next 20 ms of client audio for the peer (per tick)."""
         buffer = self.buffer
         count = buffer.read_into(out)
+        left = buffer.written_total - buffer.played_total
+        if left > self._trim_above:
+            # Before the marks: one inside dropped silence is due now.
+            left -= self.trimmer.tick()
+        elif self.trimmer.ticks:
+            self.trimmer.reset()
         if buffer.has_marks:
             for name, _position in buffer.pop_played_marks():
                 self.send_json(
                     {"type": "mark", "name": name, "playedMs": self.played_ms}
                 )
-        left = buffer.buffered
         if left:
             # Audio still waits after this tick: report at least every 200 ms.
             self._ticks_since_report += 1

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from switchboard_sdk._errors import SwitchboardError
-from switchboard_sdk._ops import API, Op
+from switchboard_sdk._ops import API, Op, media_path
 
 VERSION = "0.1.0"
 USER_AGENT = f"switchboard-sdk-python/{VERSION}"
@@ -35,6 +35,23 @@ def websocket_url(root: str, path: str) -> str:
     parts = urlsplit(root)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path + path, "", ""))
+
+
+def media_socket_url(
+    root: str, call: str | Mapping[str, Any], call_id: str | None = None
+) -> str:
+    """Where to open a call's media socket: given the call's snapshot, its ``mediaUrl``
+    (at the server process hosting the call) when it has one; else the call's path on
+    the server at ``root``."""
+    if isinstance(call, Mapping):
+        if call.get("mediaUrl"):
+            return str(call["mediaUrl"])
+        session_id, call_id = str(call["sessionId"]), str(call["callId"])
+    else:
+        session_id = call
+    if call_id is None:
+        raise TypeError("media() takes a call snapshot, or a session id and a call id")
+    return websocket_url(root, media_path(session_id, call_id))
 
 
 def auth_headers(api_key: str) -> dict[str, str]:

@@ -18,11 +18,11 @@ from switchboard_sdk._http import (
     auth_headers,
     check,
     data_of,
+    media_socket_url,
     page_of,
     request_headers,
     server_root,
     upload_file,
-    websocket_url,
 )
 from switchboard_sdk.media import MediaSocket
 from switchboard_sdk.sse import EventStream
@@ -92,9 +92,15 @@ class Switchboard:
                 return
             params[op.cursor_param] = cursor
 
-    def media(self, session_id: str, call_id: str, **options: Any) -> MediaSocket:
-        """The call's live media socket; use it with ``async with`` (it is async)."""
-        url = websocket_url(self.base_url, ops.media_path(session_id, call_id))
+    def media(
+        self, call: str | t.Call, call_id: str | None = None, **options: Any
+    ) -> MediaSocket:
+        """The call's live media socket; use it with ``async with`` (it is async).
+
+        ``media(call)`` takes the call's snapshot and opens its ``mediaUrl``, at the
+        server process hosting the call; ``media(session_id, call_id)`` opens it at
+        ``base_url`` (and follows the server's word if the call lives elsewhere)."""
+        url = media_socket_url(self.base_url, call, call_id)
         return MediaSocket(url, self.api_key, **options)
 
 

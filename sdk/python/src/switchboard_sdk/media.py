@@ -8,6 +8,12 @@
         async for event in media:                # AudioFrame, Mark, BufferStatus, …
             ...
 
+Open it with the call's snapshot (``client.media(call)``) and it connects to the
+snapshot's ``mediaUrl``: the server process that hosts the call, where its audio never
+crosses processes. A socket that lands on another process anyway is still served (bridged
+to the host), and its ``ready`` says where the call lives (``reconnect.mediaUrl``): the
+socket follows that once, before ``connect`` returns, unless ``follow_reconnect=False``.
+
 The server sends ``ready`` first (``media.ready``), then the peer's audio in 20 ms
 binary frames (``AudioFrame``: 320 samples, 1280 bytes of Float32LE) and JSON messages
 (``BufferStatus``, ``CallStateChanged``, ``Mark``, ``Dtmf``, ``MediaError``, ``Ended``).
@@ -79,10 +85,13 @@ class AudioFrame:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """The first message: the audio format both ways and the call's snapshot."""
+    """The first message: the audio format both ways and the call's snapshot;
+    ``reconnect_url`` when this socket is bridged to the process hosting the call
+    (reconnecting there gives the direct path)."""
 
     media: dict[str, Any]
     call: Call
+    reconnect_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +166,13 @@ def parse_message(message: dict[str, Any]) -> MediaEvent:
     """The event of one JSON message from the server."""
     kind = message.get("type")
     if kind == "ready":
+        reconnect = message.get("reconnect")
         return Ready(
-            media=message.get("media") or {}, call=cast(Call, message.get("call") or {})
+            media=message.get("media") or {},
+            call=cast(Call, message.get("call") or {}),
+            reconnect_url=str(reconnect["mediaUrl"])
+            if isinstance(reconnect, dict) and reconnect.get("mediaUrl")
+            else None,
         )
     if kind == "buffer":
         return BufferStatus(
@@ -288,6 +302,7 @@ class MediaSocket:
         open_timeout: float = 10.0,
         max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
         backpressure: bool = True,
+        follow_reconnect: bool = True,
     ) -> None:
         self.url = url
         self.ready: Ready | None = None
@@ -302,6 +317,7 @@ class MediaSocket:
         self._open_timeout = open_timeout
         self._max_queued = max_queued_events
         self._backpressure = backpressure
+        self._follow_reconnect = follow_reconnect
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._events: deque[MediaEvent | None] = deque()
@@ -320,9 +336,53 @@ class MediaSocket:
 
     async def connect(self) -> None:
         """Open the socket and wait for its first message (``ready``, or ``ended``)."""
+        self._ws = await self._dial(self.url)
+        if self._follow_reconnect:
+            try:
+                await self._take_first_message()
+            except BaseException:
+                await self._ws.close()
+                raise
+        self._reader = asyncio.get_running_loop().create_task(self._read())
         try:
-            self._ws = await connect(
-                self.url,
+            await asyncio.wait_for(self._first.wait(), self._open_timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _take_first_message(self) -> None:
+        """Read the first message; a ``ready`` saying the call lives in another process
+        (``reconnect.mediaUrl``) moves this socket there, once. If that fails, the
+        socket stays where it is: bridged, it works all the same."""
+        assert self._ws is not None
+        try:
+            first = self._event_of(
+                await asyncio.wait_for(self._ws.recv(), self._open_timeout)
+            )
+        except websockets.ConnectionClosed:
+            return  # the reader sees the close
+        url = first.reconnect_url if isinstance(first, Ready) else None
+        if url and url != self.url:
+            try:
+                moved = await self._dial(url)
+            except (
+                OSError,
+                TimeoutError,
+                SwitchboardError,
+                websockets.WebSocketException,
+            ):
+                pass
+            else:
+                await self._ws.close()
+                self._ws, self.url = moved, url
+                return
+        if first is not None:
+            self._push(self._handle(first))
+
+    async def _dial(self, url: str) -> ClientConnection:
+        try:
+            return await connect(
+                url,
                 additional_headers={"Authorization": f"Bearer {self._api_key}"},
                 user_agent_header=USER_AGENT,
                 compression=None,
@@ -339,12 +399,6 @@ class MediaSocket:
                 "call this key's environment does not have.",
                 request_id=refused.response.headers.get("X-Request-Id"),
             ) from refused
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-        try:
-            await asyncio.wait_for(self._first.wait(), self._open_timeout)
-        except BaseException:
-            await self.close()
-            raise
 
     async def close(self) -> None:
         """Close the socket (the call goes on; connect again to continue)."""
@@ -371,15 +425,11 @@ class MediaSocket:
         assert self._ws is not None
         try:
             async for message in self._ws:
-                if isinstance(message, bytes):
-                    self._push(AudioFrame(message))
-                    continue
-                try:
-                    parsed = json.loads(message)
-                except ValueError:
-                    continue
-                if isinstance(parsed, dict):
-                    self._push(self._handle(parse_message(parsed)))
+                event = self._event_of(message)
+                if isinstance(event, AudioFrame):
+                    self._push(event)
+                elif event is not None:
+                    self._push(self._handle(event))
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -397,6 +447,16 @@ class MediaSocket:
             self._first.set()
             self._events.append(None)
             self._available.set()
+
+    @staticmethod
+    def _event_of(message: str | bytes) -> MediaEvent | None:
+        if isinstance(message, bytes):
+            return AudioFrame(message)
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            return None
+        return parse_message(parsed) if isinstance(parsed, dict) else None
 
     def _handle(self, event: MediaEvent) -> MediaEvent:
         if isinstance(event, BufferStatus):

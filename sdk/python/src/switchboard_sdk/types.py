@@ -113,6 +113,7 @@ class Call(TypedDict, total=False):
     endDetail: EndDetail | None
     carrier: str
     transport: str | None
+    mediaUrl: str  # the live media socket, at the server process hosting the call
     audioMuted: bool
     record: bool
     createdAt: str
