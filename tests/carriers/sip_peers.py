@@ -151,15 +151,16 @@ def free_port(*, also: Sequence[int] = ()) -> int:
 
             own = int(settings.SIP_BIND.rsplit(":", 1)[1])
             _handed_out.update({own, own + 1})
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port = int(udp.getsockname()[1])
+    # Below Linux's ephemeral range (32768 and up): no outgoing connection takes the
+    # port between this choice and the peer binding it (Switchboard's own listener
+    # takes 13000-19999, config/settings/test.py).
+    for port in random.sample(range(20000, 29990), 300):
         taken = {port, port + 1, *(port + offset for offset in also)}
         if taken & _handed_out:
             continue
         if (
-            _bindable(port, socket.SOCK_STREAM)
+            _bindable(port, socket.SOCK_DGRAM)
+            and _bindable(port, socket.SOCK_STREAM)
             and _bindable(port + 1, socket.SOCK_STREAM)
             and all(_bindable(port + offset, socket.SOCK_DGRAM) for offset in also)
         ):
