@@ -17,17 +17,28 @@ _SIZE = struct.Struct("<I")
 
 
 class WavWriter:
-    """Record mono float32 audio to a 16-bit PCM WAV file, one second at a time."""
+    """Record float32 audio to a 16-bit PCM WAV file, one second at a time.
 
-    def __init__(self, path: str | os.PathLike[str], sample_rate: int = 16_000) -> None:
+    Mono unless ``channels`` says otherwise; several channels are written only through
+    ``write_pcm16``, as interleaved frames (one row of ``channels`` samples each).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sample_rate: int = 16_000,
+        channels: int = 1,
+    ) -> None:
         self.sample_rate = sample_rate
+        self.channels = channels
+        align = 2 * channels
         # Closed by close(); the writer outlives any single `with` block.
         self._file = open(path, "wb")  # noqa: SIM115
         # The sizes say "empty" until close(); repair_wav_header() fixes them otherwise.
         self._file.write(
             _HEADER.pack(
-                b"RIFF", 36, b"WAVE", b"fmt ", 16, 1, 1,
-                sample_rate, sample_rate * 2, 2, 16, b"data", 0,
+                b"RIFF", 36, b"WAVE", b"fmt ", 16, 1, channels,
+                sample_rate, sample_rate * align, align, 16, b"data", 0,
             )
         )  # fmt: skip
         # On disk at once, so even a writer that dies in its first second leaves
@@ -40,11 +51,13 @@ class WavWriter:
 
     @property
     def samples_written(self) -> int:
-        """Return the samples accepted so far, flushed or not."""
+        """Return the samples (frames, with several channels) accepted so far."""
         return self._flushed + self._filled
 
     def write(self, samples: npt.ArrayLike) -> None:
-        """Append float samples; they are stored as 16-bit PCM."""
+        """Append float samples (mono); they are stored as 16-bit PCM."""
+        if self.channels != 1:
+            raise ValueError("float samples are written to mono files only")
         data = np.asarray(samples)
         pos = 0
         while pos < len(data):
@@ -56,7 +69,10 @@ class WavWriter:
                 self.flush()
 
     def write_pcm16(self, pcm: npt.NDArray[np.int16]) -> None:
-        """Append samples already converted to 16-bit, straight to the file."""
+        """Append samples already converted to 16-bit, straight to the file.
+
+        With several channels, ``pcm`` is ``(frames, channels)``.
+        """
         if self._filled:
             self.flush()
         self._file.write(np.ascontiguousarray(pcm, dtype="<i2").data)
@@ -78,7 +94,11 @@ class WavWriter:
         if self._file.closed:
             return
         self.flush()
-        _write_sizes(self._file, data_start=_HEADER.size, data_bytes=self._flushed * 2)
+        _write_sizes(
+            self._file,
+            data_start=_HEADER.size,
+            data_bytes=self._flushed * 2 * self.channels,
+        )
         self._file.close()
 
     def __enter__(self) -> Self:

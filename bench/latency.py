@@ -239,7 +239,9 @@ async def amain(args: argparse.Namespace) -> int:
     started = dt.datetime.now(dt.UTC)
     results: list[tuple[int, lg.StepResult]] = []
     try:
-        server = ms.start_switchboard("uvicorn", args.server_core, workdir)
+        server = ms.start_switchboard(
+            "uvicorn", args.server_core, workdir, record=args.record
+        )
         try:
             # The process's first calls pay for imports and first-use paths: not here.
             await run_load(

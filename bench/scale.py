@@ -87,31 +87,6 @@ class Step:
         )
 
 
-# -- the shared services ------------------------------------------------------------
-def reset_database(url: str) -> None:
-    """Drop and create the scratch database ``url`` names."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"not a plain database name: {name!r}")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def flush_redis(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
 def base_env(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
     var_dir = workdir / "var"
     var_dir.mkdir(exist_ok=True)
@@ -122,8 +97,8 @@ def base_env(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
 
 def prepare(workdir: Path, args: argparse.Namespace) -> str:
     """Migrate the scratch database and return a test API key."""
-    reset_database(args.database_url)
-    flush_redis(args.redis_url)
+    ms.reset_database(args.database_url)
+    ms.flush_redis(args.redis_url)
     env = base_env(workdir, args)
     manage = [sys.executable, str(ROOT / "manage.py")]
     for step in (["migrate", "--noinput"], ["bootstrap_demo", "--json"]):
@@ -569,7 +544,7 @@ async def amain(args: argparse.Namespace) -> int:
             finally:
                 stop_fleet(fleet)
                 os.sched_setaffinity(0, set(fleet.cores) | fleet.generator_cores)
-            await asyncio.to_thread(flush_redis, args.redis_url)
+            await asyncio.to_thread(ms.flush_redis, args.redis_url)
     finally:
         if args.keep_logs:
             print(f"\nServer logs kept in {workdir}")

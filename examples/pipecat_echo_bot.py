@@ -136,9 +136,9 @@ class Echo(FrameProcessor):
 
 async def main(args: argparse.Namespace) -> int:
     client = AsyncSwitchboard(args.base_url, args.api_key)
-    transport = SwitchboardTransport.for_call(
-        client, args.session, args.call, hang_up=args.hang_up
-    )
+    # The snapshot's mediaUrl names the server process hosting the call.
+    call = await client.calls.get(args.session, args.call)
+    transport = SwitchboardTransport.for_call(client, call, hang_up=args.hang_up)
     echo = Echo(args.gain, args.rounds)
     worker = PipelineWorker(
         Pipeline([transport.input(), echo, transport.output()]),

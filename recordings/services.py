@@ -69,6 +69,11 @@ def recordings_enqueue_finalise(call_id: str) -> None:
 
 
 def _spooled(directory: Path) -> list[_Spooled]:
+    try:
+        spool.split(directory)
+    except (ValueError, OSError, soundfile.LibsndfileError) as exc:
+        logger.error("Recording %s is unreadable (%s); it is skipped", directory, exc)
+        return []
     found = []
     for kind in spool.KINDS:
         path = spool.wav_path(directory, kind)

@@ -36,6 +36,9 @@ class MediaClock:
         self._members: dict[int, tuple[Tickable, int]] = {}
         self._phases: list[tuple[Tickable, ...]] = [() for _ in range(PHASES)]
         self._on_error = on_error
+        # Called after each whole frame (every phase ticked once): the frames its members
+        # handed out are still valid then, until each member's next tick.
+        self.frame_listeners: list[Callable[[], None]] = []
         self.ticks = 0  # whole frames: every member has been ticked this many times
         self.resyncs = 0
         self.lateness = np.zeros(LATENESS_WINDOW, dtype=np.float64)
@@ -112,7 +115,12 @@ class MediaClock:
                 except Exception as exc:  # one broken call must not stop the others
                     self.remove(member)
                     self._on_error(member, exc)
-            self.tick_cost[slot] = loop.time() - now
             self._steps = step + 1
             if self._steps % PHASES == 0:
                 self.ticks += 1
+                for listener in self.frame_listeners:
+                    try:
+                        listener()
+                    except Exception:
+                        logger.exception("A media clock frame listener failed")
+            self.tick_cost[slot] = loop.time() - now

@@ -20,10 +20,9 @@ from calls.runtime.engine import Engine
 from calls.tests.conftest import engine as calls_engine
 from calls.tests.conftest import fast_network, wait_for
 from config import home
-from recordings import recorder as recorder_module
 from recordings import spool
 from recordings.models import Recording
-from recordings.recorder import CallRecorder, wait_for_recorders
+from recordings.recorder import RecordingBank, wait_for_recorders
 
 # The call engine's fixtures, for tests that place real calls.
 __all__ = ["calls_engine", "fast_network"]
@@ -41,14 +40,6 @@ def engine(calls_engine: Engine) -> Iterator[Engine]:
 
     home.run_sync(drop_all())
     wait_for_recorders()
-
-
-@pytest.fixture
-def unstaggered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Recorders made in this test hand off their first block after a whole second,
-    like every later one (normally each first block is a little shorter, so calls
-    placed together do not hand off on the same tick; see test_recorder.py)."""
-    monkeypatch.setattr(recorder_module, "STAGGER_FRAMES", 1)
 
 
 @pytest.fixture(autouse=True)
@@ -93,13 +84,15 @@ def ended_call(environment: Environment, *, record: bool = True) -> Call:
 
 
 def spool_audio(call: Call, inbound: np.ndarray, outbound: np.ndarray) -> Path:
-    """Record frames into the call's spool as its runtime would, and close the files."""
-    recorder = CallRecorder(spool.call_dir(str(call.public_id)))
+    """Record frames into the call's spool as its runtime would, and close the file."""
+    bank = RecordingBank()
+    recorder = bank.open(spool.call_dir(str(call.public_id)))
     for start in range(0, len(inbound), FRAME_SAMPLES):
         recorder.on_media(
             inbound[start : start + FRAME_SAMPLES],
             outbound[start : start + FRAME_SAMPLES],
         )
+        bank.frame_done()
     recorder.close().result()
     return recorder.directory
 

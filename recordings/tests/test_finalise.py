@@ -13,11 +13,12 @@ from celery.exceptions import Retry
 from django.core.files.storage import FileSystemStorage
 
 from audio.codecs import float_to_pcm16
+from audio.wav import WavWriter
 from conftest import Tenant
 from events.models import Event
 from recordings import services, spool
 from recordings.models import Recording
-from recordings.recorder import CallRecorder, wait_for_spool_writes
+from recordings.recorder import RecordingBank, wait_for_spool_writes
 from recordings.tasks import finalise_recordings
 from recordings.tests.conftest import ended_call, spool_audio, stored_wav, tone
 
@@ -75,6 +76,7 @@ def test_a_storage_failure_keeps_the_spool_and_a_retry_stores_it(
     assert stored_files(settings) == []
     assert not Recording.objects.exists()
     assert sorted(p.name for p in directory.iterdir()) == [
+        "call.wav",  # what the call wrote, and the split a retry redoes
         "inbound.wav",
         "mixed.wav",
         "outbound.wav",
@@ -130,20 +132,21 @@ def test_the_task_retries_with_backoff_when_not_in_process(
     assert spool.call_dir(str(call.public_id)).exists()
 
 
-@pytest.mark.usefixtures("unstaggered")
 def test_files_a_crashed_process_never_closed_are_repaired_and_stored(
     tenant: Tenant,
 ) -> None:
     call = ended_call(tenant.test)
-    recorder = CallRecorder(spool.call_dir(str(call.public_id)))
+    bank = RecordingBank()
+    recorder = bank.open(spool.call_dir(str(call.public_id)))
     signal = tone(2.5)
     for start in range(0, len(signal), 320):
         recorder.on_media(signal[start : start + 320], signal[start : start + 320] * 0)
-    # No close(): the headers still say "no data"; 0.5 s was only in memory.
+        bank.frame_done()
+    # No close(): the header still says "no data"; 0.5 s was only in memory.
     wait_for_spool_writes()
-    raw = spool.wav_path(recorder.directory, "inbound").read_bytes()
+    raw = spool.audio_path(recorder.directory).read_bytes()
     assert int.from_bytes(raw[40:44], "little") == 0
-    assert len(raw) == 44 + 2 * 32000
+    assert len(raw) == 44 + 2 * 2 * 32000  # two channels, two seconds
     assert soundfile.info(io.BytesIO(raw)).frames == 0  # what a reader makes of it
 
     recordings = {
@@ -244,3 +247,25 @@ def test_a_spool_without_a_call_is_kept_a_day_then_swept(
     os.utime(orphan, (day_old, day_old))
     services.recordings_finalise_leftovers()
     assert not orphan.exists()
+
+
+def test_a_spool_of_three_mono_files_from_an_earlier_version_is_stored(
+    tenant: Tenant,
+) -> None:
+    """A process of the previous release wrote each track to its own file."""
+    call = ended_call(tenant.test)
+    directory = spool.call_dir(str(call.public_id))
+    directory.mkdir(parents=True)
+    signals = {"inbound": tone(0.5), "outbound": tone(0.5, hz=1000)}
+    signals["mixed"] = signals["inbound"] + signals["outbound"]
+    for kind, signal in signals.items():
+        with WavWriter(spool.wav_path(directory, kind)) as writer:
+            writer.write(signal)
+    recordings = {
+        r.kind: r for r in services.recordings_finalise(call_id=str(call.public_id))
+    }
+    assert sorted(recordings) == sorted(signals)
+    for kind, signal in signals.items():
+        stored, _ = stored_wav(recordings[kind])
+        np.testing.assert_array_equal(stored, float_to_pcm16(signal))
+    assert not directory.exists()

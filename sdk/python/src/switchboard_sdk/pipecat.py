@@ -4,7 +4,8 @@ Switchboard is the server: a bot connects to a call's live media socket as a cli
 
     from switchboard_sdk.pipecat import SwitchboardTransport
 
-    transport = SwitchboardTransport.for_call(client, session_id, call_id)
+    call = client.calls.place(session_id, to="+15550000001")
+    transport = SwitchboardTransport.for_call(client, call)  # at the call's mediaUrl
     pipeline = Pipeline([transport.input(), ..., transport.output()])
 
 ``SwitchboardFrameSerializer`` speaks the socket's protocol (Float32LE PCM at 16 kHz
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -57,9 +58,8 @@ from pipecat.transports.websocket.client import (
     WebsocketClientTransport,
 )
 
-from switchboard_sdk import _ops
 from switchboard_sdk._async import AsyncSwitchboard
-from switchboard_sdk._http import websocket_url
+from switchboard_sdk._http import media_socket_url
 from switchboard_sdk._sync import Switchboard
 from switchboard_sdk.audio import SAMPLE_RATE, duration_ms
 from switchboard_sdk.media import Backpressure, BufferStatus, parse_message
@@ -329,21 +329,32 @@ class SwitchboardTransport(WebsocketClientTransport):
     def for_call(
         cls,
         client: Switchboard | AsyncSwitchboard,
-        session_id: str,
-        call_id: str,
+        call: str | Mapping[str, Any],
+        call_id: str | None = None,
         *,
         params: WebsocketClientParams | None = None,
         serializer_params: SwitchboardFrameSerializer.InputParams | None = None,
         hang_up: bool = False,
     ) -> SwitchboardTransport:
-        """The transport for one call. With ``hang_up``, the call ends when the
-        pipeline does (like Twilio's auto hang-up); otherwise it goes on."""
+        """The transport for one call: ``for_call(client, call)`` with the call's
+        snapshot connects to its ``mediaUrl``, at the server process hosting the call;
+        ``for_call(client, session_id, call_id)`` connects at the client's
+        ``base_url`` (where a call hosted by another process is bridged to it). With
+        ``hang_up``, the call ends when the pipeline does (like Twilio's auto
+        hang-up); otherwise it goes on."""
+        url = media_socket_url(client.base_url, call, call_id)
+        if isinstance(call, Mapping):
+            session_id, call_id = str(call["sessionId"]), str(call["callId"])
+        else:
+            session_id = call
+        assert call_id is not None  # media_socket_url refused it otherwise
+        ended_id = call_id
 
         async def end_call() -> None:
             if isinstance(client, AsyncSwitchboard):
-                await client.calls.end(session_id, call_id)
+                await client.calls.end(session_id, ended_id)
             else:
-                await asyncio.to_thread(client.calls.end, session_id, call_id)
+                await asyncio.to_thread(client.calls.end, session_id, ended_id)
 
         params = params or WebsocketClientParams(
             audio_in_enabled=True, audio_out_enabled=True
@@ -351,7 +362,6 @@ class SwitchboardTransport(WebsocketClientTransport):
         params.serializer = SwitchboardFrameSerializer(
             serializer_params, hang_up=end_call if hang_up else None
         )
-        url = websocket_url(client.base_url, _ops.media_path(session_id, call_id))
         return cls(url, client.api_key, params)
 
     def output(self) -> WebsocketClientOutputTransport:

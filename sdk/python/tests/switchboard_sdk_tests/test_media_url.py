@@ -56,6 +56,20 @@ def test_the_url_comes_from_the_snapshot_else_from_the_ids() -> None:
         media_socket_url(base, "s-1")
 
 
+def test_the_pipecat_transport_connects_where_the_snapshot_says() -> None:
+    from switchboard_sdk.pipecat import SwitchboardTransport
+
+    client = Switchboard("https://sb.example.com", "sb_test_x")
+    path = "/api/v1/sessions/s-1/calls/c-1/media"
+    hosted = "wss://media-2.example.com" + path
+    snapshot = {"sessionId": "s-1", "callId": "c-1", "mediaUrl": hosted}
+    by_snapshot = SwitchboardTransport.for_call(client, snapshot)
+    by_ids = SwitchboardTransport.for_call(client, "s-1", "c-1")
+    # Pipecat's client session keeps the address it will dial.
+    assert by_snapshot._session._uri == hosted
+    assert by_ids._session._uri == "wss://sb.example.com" + path
+
+
 def test_a_socket_opened_with_the_snapshot_connects_to_its_media_url(
     public_url: str, sb: Switchboard, tenant: Tenant
 ) -> None:
