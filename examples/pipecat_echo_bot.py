@@ -47,7 +47,7 @@ from pipecat.frames.frames import (
     OutputTransportMessageFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineWorker
+from pipecat.pipeline.worker import PipelineWorker, ProcessorUnusablePolicy
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 from switchboard_sdk import AsyncSwitchboard
@@ -144,7 +144,10 @@ async def main(args: argparse.Namespace) -> int:
         Pipeline([transport.input(), echo, transport.output()]),
         idle_timeout_secs=None,
         enable_rtvi=False,
+        # A socket that cannot connect ends the bot (with exit status 1).
+        processor_unusable_policy=ProcessorUnusablePolicy.CANCEL,
     )
+    failures: list[str] = []
 
     @transport.event_handler("on_connected")
     async def on_connected(transport: SwitchboardTransport, websocket: Any) -> None:
@@ -163,6 +166,12 @@ async def main(args: argparse.Namespace) -> int:
             ]
         )
 
+    @worker.event_handler("on_pipeline_error")
+    async def on_pipeline_error(worker: PipelineWorker, frame: Any) -> None:
+        if not frame.processor.is_usable:
+            failures.append(str(frame.error))
+            say("error", error=str(frame.error))
+
     @transport.event_handler("on_disconnected")
     async def on_disconnected(transport: SwitchboardTransport, websocket: Any) -> None:
         await worker.cancel()
@@ -180,7 +189,7 @@ async def main(args: argparse.Namespace) -> int:
         limit.cancel()
         await client.aclose()
     say("done", heardMs=round(echo.heard_ms), saidMs=round(echo.said_ms))
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -57,9 +57,15 @@ def _server_side(settings: Any, tmp_path: Path) -> Iterator[None]:
 
 @pytest.fixture
 def live(
-    engine: Engine, fast_network: Any, asgi_server: LiveServer, tenant: Tenant
+    engine: Engine,
+    fast_network: Any,
+    asgi_server: LiveServer,
+    tenant: Tenant,
+    settings: Any,
 ) -> LiveServer:
-    """The server, with the engine up and the simulated network fast."""
+    """The server, with the engine up and the simulated network fast; its public URL
+    (the base of the snapshots' ``mediaUrl``) is its own, as a deployment sets it."""
+    settings.SWITCHBOARD_PUBLIC_URL = asgi_server.url
     return asgi_server
 
 

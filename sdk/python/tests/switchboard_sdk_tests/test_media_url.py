@@ -38,9 +38,8 @@ async def echoes(media: MediaSocket, signal: bytes, timeout: float = 10.0) -> bo
 
 
 @pytest.fixture
-def public_url(live: LiveServer, settings: Any) -> str:
-    """The server's public URL is the test server's own, as a deployment sets it."""
-    settings.SWITCHBOARD_PUBLIC_URL = live.url
+def public_url(live: LiveServer) -> str:
+    """The server's public URL: the test server's own (``live`` sets it)."""
     return live.url
 
 
