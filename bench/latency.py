@@ -10,8 +10,8 @@ ticks after it heard it: ``calls/carriers/simulator/peers.py``). What remains is
 platform's: the client's socket to the server, the wait in the playout buffer for the
 next tick (0-20 ms by the call's clock phase), the runtime, and the socket back.
 
-Capacity is ``--capacity`` (default 300: ``MEDIA_MAX_CALLS``'s default, three quarters of
-the calls one core carried in ``bench/media_socket.py`` with recording on). One uvicorn
+Capacity is ``--capacity`` (default 300: ``MEDIA_MAX_CALLS``'s default, about what one
+core carried in ``bench/media_socket.py`` with recording on). One uvicorn
 process with the media protocol on uvloop, as ``make run`` serves the media path
 (``bench/media_socket.py``'s server), pinned to one core; the clients on the other.
 

@@ -563,6 +563,19 @@ async def wait_for_quiet(server: Server, limit_s: float) -> float:
             return max(other, 0.0)
 
 
+async def wait_for_idle_server(server: Server, limit_s: float) -> float:
+    """Wait (up to ``limit_s``) until the server uses < 5 % of its core: the last
+    step's calls have finished ending (on the embedded default their recordings are
+    finalised in the server's own process). Return how long that took."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = lg.proc_cpu_seconds(server.proc.pid)
+        await asyncio.sleep(0.5)
+        if lg.proc_cpu_seconds(server.proc.pid) - before < 0.025:
+            break
+    return time.monotonic() - started
+
+
 def disturbed(r: lg.StepResult, realtime: bool) -> bool:
     """Did other work on the machine plausibly cause this failure?"""
     if r.send_lag_p99_ms > 5:
@@ -581,6 +594,13 @@ async def run_server(
         attempts: list[lg.StepResult] = []
         retries = args.disturbed_retries
         while len(attempts) < args.repeats + args.disturbed_retries:
+            if server.kind != "bare":
+                waited = await wait_for_idle_server(server, args.idle_wait)
+                if waited > 2:
+                    print(
+                        f"    (waited {waited:.0f} s for the server to finish ending "
+                        "the last step's calls)"
+                    )
             # Under SCHED_RR the neighbours wait for us: one sample, for the record.
             other = await wait_for_quiet(
                 server, 0 if args.realtime else args.quiet_wait
@@ -664,7 +684,8 @@ def side_by_side(all_results: dict[str, list[lg.StepResult]]) -> str:
         name: {r.n: r.server_cpu for r in results if not r.setup_error}
         for name, results in all_results.items()
     }
-    counts = Counter(n for by_n in cpu.values() for n in by_n)
+    # The largest loads at which at least two Switchboard servers ran.
+    counts = Counter(n for name, by_n in cpu.items() if name != "bare" for n in by_n)
     loads = sorted(n for n, seen in counts.items() if seen >= 2)[-4:]
     head = (
         "| server | recorded | largest N passing | of bare | "
@@ -692,14 +713,15 @@ def side_by_side(all_results: dict[str, list[lg.StepResult]]) -> str:
         passed_off = {
             r.n for r in all_results.get(f"{kind} (not recorded)", []) if r.passed
         }
-        both = passed_on & passed_off
+        both = sorted(passed_on & passed_off)
         if both:
-            n = max(both)
-            costs.append(
-                f"{TITLES[kind]}: {(on[n] - off[n]) * 100:+.0f} points at {n} calls"
-            )
+            points = ", ".join(f"{(on[n] - off[n]) * 100:+.0f} at {n}" for n in both)
+            costs.append(f"{TITLES[kind]}: {points} calls")
     if costs:
-        lines.append("\nRecording's cost (CPU with minus without): " + "; ".join(costs))
+        lines.append(
+            "\nRecording's cost (CPU with minus without, in points of a core, at the"
+            " loads both passed): " + "; ".join(costs)
+        )
     return "\n".join(lines)
 
 
@@ -774,6 +796,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=5.0,
         help="before each step, wait up to this long for other processes to calm down",
+    )
+    parser.add_argument(
+        "--idle-wait",
+        type=float,
+        default=120.0,
+        help="before each step, wait up to this long for the server to go idle "
+        "(the last step's calls ended, their recordings finalised)",
     )
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--client-core", type=int, default=1)
