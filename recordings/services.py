@@ -72,6 +72,8 @@ def _spooled(directory: Path) -> list[_Spooled]:
     try:
         spool.split(directory)
     except (ValueError, OSError, soundfile.LibsndfileError) as exc:
+        if not directory.exists():
+            return []  # removed meanwhile: a twin finalisation stored it
         logger.error("Recording %s is unreadable (%s); it is skipped", directory, exc)
         return []
     found = []
@@ -142,6 +144,10 @@ def recordings_finalise(*, call_id: str) -> list[Recording]:
         return existing
     artifacts = [a for a in _spooled(directory) if a.samples > 0]
     if not artifacts:
+        # A twin finalisation may have committed and removed the spool meanwhile.
+        existing = list(Recording.objects.filter(call=call))
+        if existing:
+            return existing
         spool.remove(directory)
         return []
     try:

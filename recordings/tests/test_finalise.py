@@ -229,6 +229,33 @@ def test_twin_finalisations_at_once_store_each_artifact_once(
     assert not directory.exists()
 
 
+def test_a_twin_that_finishes_while_the_other_splits_leaves_it_its_rows(
+    tenant: Tenant, settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    # The race above, made certain: while one finalisation splits the spool file, its
+    # twin stores everything and removes the spool. The first then finds nothing to
+    # store and reports the twin's rows, with no error logged and nothing stored twice.
+    call = ended_call(tenant.test)
+    directory = spool_audio(call, tone(1.0), tone(1.0, hz=1000))
+    real_split = spool.split
+    twin: list[Recording] = []
+
+    def split_while_a_twin_wins(path: Path) -> bool:
+        monkeypatch.setattr(spool, "split", real_split)
+        twin.extend(services.recordings_finalise(call_id=str(call.public_id)))
+        assert not directory.exists()
+        return real_split(path)
+
+    monkeypatch.setattr(spool, "split", split_while_a_twin_wins)
+    found = services.recordings_finalise(call_id=str(call.public_id))
+    assert len(twin) == 3
+    assert sorted(r.pk for r in found) == sorted(r.pk for r in twin)
+    assert Recording.objects.count() == 3
+    assert Event.objects.filter(type="call.recording.ready").count() == 3
+    assert stored_files(settings) == sorted(r.file_name for r in twin)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_a_spool_without_a_call_is_kept_a_day_then_swept(
     tenant: Tenant, spool_dir: Path
 ) -> None:
