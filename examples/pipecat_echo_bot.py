@@ -23,9 +23,9 @@ The greeting goes to the echo peer, comes back, the bot echoes it at half volume
 so on until it is too faint; the call's ``outbound`` recording shows each round. After
 each thing it heard, the bot marks the end of its echo, and the server answers the mark
 when the caller has heard all of it. The bot prints one JSON line per thing worth
-telling (connected, heard, marks played, the call's end, what it heard and said) and
-exits when the call ends, after ``--rounds`` echoes were heard, after ``--seconds``, or
-on Ctrl-C; ``--hang-up`` ends the call as it goes.
+telling (connected, heard, marks played, the call's end, a closed socket with its close
+code, what it heard and said) and exits when the call ends, after ``--rounds`` echoes
+were heard, after ``--seconds``, or on Ctrl-C; ``--hang-up`` ends the call as it goes.
 """
 
 from __future__ import annotations
@@ -174,6 +174,11 @@ async def main(args: argparse.Namespace) -> int:
 
     @transport.event_handler("on_disconnected")
     async def on_disconnected(transport: SwitchboardTransport, websocket: Any) -> None:
+        say(
+            "disconnected",
+            code=getattr(websocket, "close_code", None),
+            reason=getattr(websocket, "close_reason", None) or "",
+        )
         await worker.cancel()
 
     async def time_limit() -> None:

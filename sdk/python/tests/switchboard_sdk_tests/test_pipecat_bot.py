@@ -69,6 +69,9 @@ def test_the_echo_bot_hears_the_peer_and_the_peer_hears_the_bot(
         text=True,
         timeout=60,
     )
+    # Shown when the test fails: everything the bot printed and logged.
+    print(run.stdout)
+    print(run.stderr, file=sys.stderr)
     assert run.returncode == 0, run.stderr[-3000:]
     said = lines_of(run.stdout)
     kinds = [line["event"] for line in said]
