@@ -168,9 +168,11 @@ async def main(args: argparse.Namespace) -> int:
 
     @worker.event_handler("on_pipeline_error")
     async def on_pipeline_error(worker: PipelineWorker, frame: Any) -> None:
-        if not frame.processor.is_usable:
+        processor = frame.processor
+        lasting = processor is not None and not processor.is_usable
+        say("error", error=str(frame.error), processor=str(processor), lasting=lasting)
+        if lasting:
             failures.append(str(frame.error))
-            say("error", error=str(frame.error))
 
     @transport.event_handler("on_disconnected")
     async def on_disconnected(transport: SwitchboardTransport, websocket: Any) -> None:
