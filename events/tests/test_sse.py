@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,6 +23,7 @@ ECHO = "15550000001@s.whatsapp.net"
 pytestmark = pytest.mark.usefixtures("engine", "fast_network")
 
 OpenStream = Callable[..., SseClient]
+T = TypeVar("T")
 
 
 def ready_session(client: APIClient) -> str:
@@ -49,10 +50,10 @@ def ids(messages: list[SseMessage]) -> list[str | None]:
     return [message.id for message in messages]
 
 
-def until_ended(messages: list[SseMessage]) -> list[SseMessage]:
-    """The messages up to and including the first ``call.ended``."""
-    ended_at = next(i for i, m in enumerate(messages) if m.event == "call.ended")
-    return messages[: ended_at + 1]
+def through_first(items: list[T], is_last: Callable[[T], bool]) -> list[T]:
+    """``items`` up to and including the first for which ``is_last`` holds."""
+    last = next(i for i, item in enumerate(items) if is_last(item))
+    return items[: last + 1]
 
 
 def has(event_id: str) -> Callable[[list[SseMessage]], bool]:
@@ -78,16 +79,17 @@ def test_a_calls_lifecycle_arrives_in_order(
     ended = api.post(f"{API}/sessions/{session_id}/calls/{call_id}/end")
     assert ended.status_code == 200, ended.content
 
-    messages = until_ended(
+    messages = through_first(
         stream.wait_for(
             lambda got: any(m.event == "call.ended" for m in got), timeout=10
-        )
+        ),
+        lambda m: m.event == "call.ended",
     )
     # The call's recordings may be finalised (``call.recording.ready``, after
     # ``call.ended`` in the log) by now: the lifecycle is the log up to ``call.ended``.
-    of_call = logged(data__callId=call_id)
-    ended_at = next(i for i, e in enumerate(of_call) if e.type == "call.ended")
-    of_call = of_call[: ended_at + 1]
+    of_call = through_first(
+        logged(data__callId=call_id), lambda e: e.type == "call.ended"
+    )
     assert ids(messages) == [str(event.public_id) for event in of_call]
     states = [m.envelope["data"]["call"]["state"] for m in messages]
     assert states[-1] == "ended"

@@ -37,12 +37,6 @@ async def echoes(media: MediaSocket, signal: bytes, timeout: float = 10.0) -> bo
     return False
 
 
-@pytest.fixture
-def public_url(live: LiveServer) -> str:
-    """The server's public URL: the test server's own (``live`` sets it)."""
-    return live.url
-
-
 def test_the_url_comes_from_the_snapshot_else_from_the_ids() -> None:
     base = "https://sb.example.com"
     path = "/api/v1/sessions/s-1/calls/c-1/media"
@@ -70,13 +64,12 @@ def test_the_pipecat_transport_connects_where_the_snapshot_says() -> None:
 
 
 def test_a_socket_opened_with_the_snapshot_connects_to_its_media_url(
-    public_url: str, sb: Switchboard, tenant: Tenant
+    live: LiveServer, sb: Switchboard, tenant: Tenant
 ) -> None:
     session_id, call_id = active_call(sb)
     call = sb.calls.get(session_id, call_id)
     assert call["mediaUrl"] == (
-        public_url.replace("http://", "ws://")
-        + f"/api/v1/sessions/{session_id}/calls/{call_id}/media"
+        live.ws_url + f"/api/v1/sessions/{session_id}/calls/{call_id}/media"
     )
     signal = to_f32le(chirp(0.5))
 
@@ -112,7 +105,7 @@ async def bridged_process(reconnect_to: str, seen: list[str]) -> tuple[Any, str]
 
 
 def test_a_socket_told_it_is_bridged_moves_to_the_calls_host(
-    public_url: str, sb: Switchboard, tenant: Tenant
+    live: LiveServer, sb: Switchboard, tenant: Tenant
 ) -> None:
     session_id, call_id = active_call(sb)
     host_url = sb.calls.get(session_id, call_id)["mediaUrl"]
