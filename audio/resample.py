@@ -84,8 +84,9 @@ class FrameAssembler:
 
 
 class SteadyResampler:
-    """Resample by a small rational ratio (16 kHz → 8 or 24 kHz) with output in step
-    with the input: every 20 ms in gives exactly 20 ms out, about a millisecond later.
+    """Resample by a small rational ratio (16 kHz → 8 or 24 kHz, 8 or 48 kHz → 16 kHz)
+    with output in step with the input: every 20 ms in gives exactly 20 ms out, a few
+    milliseconds later.
 
     soxr's streaming filters emit in blocks (at HQ, 16 → 8 kHz yields nothing for four
     20 ms chunks and then 100 ms at once), which is right for files and wrong for a
@@ -106,13 +107,18 @@ class SteadyResampler:
         # Taps per phase: odd (a whole-sample delay), about 100 at the input rate.
         taps = (97 // self.up) | 1
         self.in_rate, self.out_rate, self.taps = in_rate, out_rate, taps
+        # The kernel's length is odd, so its centre (the delay compensated) is a whole
+        # upsampled sample; with an even ratio it is one short of the phases' taps
+        # and the last is zero.
         length = taps * self.up
+        designed = length - 1 + length % 2
         cutoff = 0.95 * min(in_rate, out_rate) / 2  # Hz
         fraction = 2 * cutoff / (in_rate * self.up)  # of the upsampled rate's Nyquist
-        centre = (length - 1) / 2
-        n = np.arange(length, dtype=np.float64) - centre
-        kernel = fraction * np.sinc(fraction * n) * np.kaiser(length, 7.0)
+        centre = (designed - 1) // 2
+        n = np.arange(designed, dtype=np.float64) - centre
+        kernel = fraction * np.sinc(fraction * n) * np.kaiser(designed, 7.0)
         kernel *= self.up / kernel.sum()
+        kernel = np.concatenate((kernel, np.zeros(length - designed)))
         # Phase p's taps, reversed so a window of input dots with them directly.
         self._phases = np.ascontiguousarray(
             kernel.reshape(taps, self.up).T[:, ::-1], dtype=np.float32
@@ -120,7 +126,7 @@ class SteadyResampler:
         self._history = np.zeros(taps - 1, dtype=np.float32)
         # The next output's place, in upsampled samples; starting at the filter's
         # centre makes output n line up with input time n · down / up.
-        self._position = int(centre)
+        self._position = centre
 
     def process(self, chunk: npt.ArrayLike) -> Samples:
         samples = np.asarray(chunk, dtype=np.float32)

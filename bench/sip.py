@@ -9,8 +9,13 @@ to an echo peer that sends its audio back; the runtime feeds every call a steady
 For each step it prints: process CPU (Switchboard's threads and the SIP stack's), CPU
 per call, the media clock's step lateness p50/p99, and the echo's health: frames the
 SIP leg had no audio for after the warm-up (``gaps``) and received audio dropped for
-backlog. A step passes when p99 lateness < 40 ms and no audio was missing or dropped. The verdict
-line names the largest passing N for each codec (target: 100 PCMU calls per core).
+backlog; and the latency the leg adds at the step's end: sent audio queued in the stack
+(median and worst call; the media clock catching up after a stall leaves a backlog that
+the leg drains in pauses) and the received slack the leg settled on (mean); and, from
+the stack's final report of each call (warm-up included), frames its jitter buffer
+played late and sequence gaps it saw. A step
+passes when p99 lateness < 40 ms and no audio was missing or dropped. The verdict line
+names the largest passing N for each codec (target: 100 PCMU calls per core).
 
     .venv/bin/python bench/sip.py                          # PCMU and Opus, default steps
     .venv/bin/python bench/sip.py --codec pcmu --steps 50 100 150 --seconds 10
@@ -23,10 +28,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
+import socket
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +50,29 @@ def _pin(pid: int, core: int) -> None:
         os.sched_setaffinity(pid, {core})
 
 
+def _free_sip_port() -> int:
+    for port in random.sample(range(13000, 19999), 300):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+            for candidate in (port, port + 1):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                    tcp.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise SystemExit("no free port for the SIP listener")
+
+
 def _setup(var_dir: str) -> None:
     os.environ["SWITCHBOARD_VAR_DIR"] = var_dir
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
     os.environ["SWITCHBOARD_CARRIERS"] = "simulator,sip"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["MEDIA_MAX_CALLS"] = "0"  # the bench finds the capacity
-    from tests.carriers.sip_peers import free_port
-
-    os.environ["SIP_BIND"] = f"127.0.0.1:{free_port()}"
+    # Chosen before settings load (the peers' port picker reads them): UDP for SIP, TCP
+    # on it and on the next port (baresip's TLS), free now, below the ephemeral range.
+    os.environ["SIP_BIND"] = f"127.0.0.1:{_free_sip_port()}"
     os.environ["SIP_RTP_PORTS"] = "10000-14999"
     import django
 
@@ -85,11 +106,13 @@ def _session(environment: object, server: str, codec: str) -> object:
 
 
 class Tone:
-    """An outbound source: a steady 440 Hz tone, 20 ms at a time."""
+    """An outbound source: a 440 Hz tone 0.8 s on, 0.4 s off, 20 ms at a time (pauses
+    as in speech, where the SIP leg can drain a send backlog)."""
 
     def __init__(self) -> None:
         t = np.arange(16000, dtype=np.float64) / 16000
         self.period = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        self.period[int(0.8 * 16000) :] = 0.0
         self.position = 0
 
     def read_into(self, out: np.ndarray) -> int:
@@ -163,6 +186,17 @@ def run_step(
     home.run_sync(attach())
     time.sleep(3.0)  # warm-up: media up, buffers settled
 
+    async def delays() -> tuple[np.ndarray, np.ndarray]:
+        """Per call: sent audio queued in the stack, received slack (ms)."""
+        sent, slack = [], []
+        for call in placed:
+            leg = engine.runtimes[str(call.public_id)].leg
+            assert isinstance(leg, SipLeg)
+            with suppress(Exception):  # a call whose media is gone is left out
+                sent.append(leg.call.audio.info().tx_buffered / 32)
+            slack.append(leg.preroll / 16)
+        return np.array(sent), np.array(slack)
+
     async def counters() -> tuple[int, int, int]:
         gaps = dropped = 0
         for call in placed:
@@ -185,14 +219,30 @@ def run_step(
     hz = os.sysconf("SC_CLK_TCK")
     split = {name: 100 * used / hz / wall for name, used in by_kind.items()}
     gaps1, dropped1, ticks1 = home.run_sync(counters())
+    sent, slack = home.run_sync(delays())
     ticks = ticks1 - ticks0
     from calls.runtime.clock import LATENESS_WINDOW, PHASES
 
     lateness = engine.clock.lateness_ms()[-min(ticks * PHASES, LATENESS_WINDOW) :]
+    legs = [engine.runtimes[str(call.public_id)].leg for call in placed]
     for call in placed:
         control.call_end(call)
     for session in sessions:
         control.session_disconnect(session=session)  # type: ignore[arg-type]
+    # The stack's own account of each call (its jitter buffer), and the recordings
+    # finalised before the next step starts: in this process, that work would
+    # otherwise be measured as the next step's.
+    from recordings.models import Recording
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+        any(leg.call.final_stats is None for leg in legs)  # type: ignore[attr-defined]
+        or Recording.objects.filter(call__in=placed).count() < 3 * calls
+    ):
+        time.sleep(0.5)
+    finals = [leg.call.final_stats for leg in legs]  # type: ignore[attr-defined]
+    jitter_late = sum(f.jbuf_late for f in finals if f is not None)
+    jitter_lost = sum(f.jbuf_lost for f in finals if f is not None)
     return {
         "calls": calls,
         "cpu_pct": 100 * cpu / wall,
@@ -202,6 +252,11 @@ def run_step(
         "gaps": gaps1 - gaps0,
         "dropped_ms": (dropped1 - dropped0) / 16,
         "split": split,
+        "jb_late": jitter_late,
+        "jb_lost": jitter_lost,
+        "sent_p50": float(np.percentile(sent, 50)) if len(sent) else math.nan,
+        "sent_max": float(sent.max()) if len(sent) else math.nan,
+        "slack_mean": float(slack.mean()) if len(slack) else math.nan,
     }
 
 
@@ -234,7 +289,8 @@ def main() -> None:
             print(f"\n{codec.upper()}")
             print(
                 f"{'calls':>6} {'cpu %':>6} {'cpu %/call':>10} {'late p50':>9} "
-                f"{'late p99':>9} {'gaps':>6} {'dropped ms':>10}"
+                f"{'late p99':>9} {'gaps':>6} {'dropped ms':>10} "
+                f"{'sent q ms':>9} {'max':>5} {'rx slack':>8} {'jb late/lost':>12}"
             )
             spec = {"pcmu": "pcmu", "opus": "opus/48000/2"}[codec]
             for calls in args.steps:
@@ -260,7 +316,10 @@ def main() -> None:
                     f"{result['calls']:>6} {result['cpu_pct']:>6.1f} "
                     f"{result['cpu_per_call']:>10.2f} {result['late_p50']:>9.2f} "
                     f"{result['late_p99']:>9.2f} {result['gaps']:>6} "
-                    f"{result['dropped_ms']:>10.0f}  {'ok' if ok else 'FAIL'}"
+                    f"{result['dropped_ms']:>10.0f} {result['sent_p50']:>9.0f} "
+                    f"{result['sent_max']:>5.0f} {result['slack_mean']:>8.1f} "
+                    f"{result['jb_late']:>6.0f}/{result['jb_lost']:<5.0f}  "
+                    f"{'ok' if ok else 'FAIL'}"
                 )
                 if args.threads:
                     top = sorted(result["split"].items(), key=lambda kv: -kv[1])[:6]

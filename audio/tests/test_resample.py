@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soxr
 
-from audio.resample import FrameAssembler, StreamResampler
+from audio.resample import FrameAssembler, SteadyResampler, StreamResampler
 
 
 def sine(rate: int, seconds: float, hz: float = 440.0) -> np.ndarray:
@@ -106,3 +106,47 @@ def test_frame_assembler_frames_do_not_share_memory_with_pushed_chunks() -> None
     frames = assembler.pop_frames()
 
     np.testing.assert_array_equal(frames, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]])
+
+
+@pytest.mark.parametrize("in_rate", [8_000, 48_000])
+def test_steady_resampler_gives_20ms_for_every_20ms_to_16khz(in_rate: int) -> None:
+    """What a SIP leg receives (8 kHz G.711, 48 kHz Opus) reaches 16 kHz in step, where
+    soxr's streaming filter would hold 8 kHz back for 100 ms at a time."""
+    resampler = SteadyResampler(in_rate, 16_000)
+    signal = sine(in_rate, 2.0, hz=1000.0)
+    chunk = in_rate // 50
+    lengths = [
+        len(resampler.process(signal[i : i + chunk]))
+        for i in range(0, len(signal), chunk)
+    ]
+
+    # The filter's few milliseconds are held back once, at the start; then every
+    # 20 ms chunk in is 20 ms out.
+    assert 0 < 320 - lengths[0] <= 64
+    assert all(n == 320 for n in lengths[1:])
+
+
+@pytest.mark.parametrize("in_rate", [8_000, 48_000])
+def test_steady_resampler_output_is_the_same_tone_at_16khz(in_rate: int) -> None:
+    resampler = SteadyResampler(in_rate, 16_000)
+    chunk = in_rate // 50
+    signal = sine(in_rate, 1.0, hz=1000.0)
+    out = np.concatenate(
+        [resampler.process(signal[i : i + chunk]) for i in range(0, len(signal), chunk)]
+    )
+
+    # Output sample n is input time n / 16 kHz: the same sine, sampled at 16 kHz.
+    expected = sine(16_000, 1.0, hz=1000.0)[: len(out)]
+    middle = slice(400, len(out) - 400)
+    assert snr_db(expected[middle], out[middle]) > 40
+
+
+def test_steady_resampler_keeps_what_48khz_carries_above_8khz_out() -> None:
+    resampler = SteadyResampler(48_000, 16_000)
+    tone = sine(48_000, 1.0, hz=12_000.0)  # would fold to 4 kHz
+    out = np.concatenate(
+        [resampler.process(tone[i : i + 960]) for i in range(0, len(tone), 960)]
+    )
+
+    level = np.sqrt(np.mean(out[400:-400].astype(np.float64) ** 2))
+    assert 20 * np.log10(level / np.sqrt(np.mean(tone.astype(np.float64) ** 2))) < -40

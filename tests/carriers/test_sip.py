@@ -364,6 +364,44 @@ def test_a_sip_call_is_recorded_like_any_call(tenant: Tenant, engine: Engine) ->
     assert all(r.duration_ms >= 1000 for r in recordings)
 
 
+def test_audio_the_media_clock_wrote_in_a_burst_is_not_heard_late_for_good(
+    tenant: Tenant, engine: Engine
+) -> None:
+    """After a stall the media clock catches up: several ticks' audio reach the stack's
+    send queue at once, which sends 20 ms every 20 ms. The leg drains that backlog in
+    the next silence, so the far end does not hear the rest of the call that late."""
+    import numpy as np
+
+    from audio import FRAME_SAMPLES
+    from calls.carriers.sip.leg import TX_TARGET_BYTES, SipLeg
+    from config import home
+
+    with sip_peers.echo_peer() as echo:
+        session = connected(tenant, server=echo.host_port)
+        call = place(tenant, session["sessionId"], echo.uri)
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        runtime = engine.runtimes[call["callId"]]
+        wait_for(lambda: runtime.media_frames >= 25, timeout=10)
+        leg = runtime.leg
+        assert isinstance(leg, SipLeg)
+        t = np.arange(FRAME_SAMPLES) / 16_000
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+        async def catch_up() -> int:
+            for _ in range(10):  # on the loop, between two of the clock's ticks
+                leg.exchange(tone)
+            return int(leg.call.audio.info().tx_buffered)
+
+        backlog = home.run_sync(catch_up())
+        assert backlog >= 8 * FRAME_SAMPLES * 2
+        # The call carries silence (no client): the backlog drains to the target.
+        wait_for(
+            lambda: leg.call.audio.info().tx_buffered <= TX_TARGET_BYTES, timeout=5
+        )
+        assert leg.tx_trimmed_frames >= 6
+        assert call_of(tenant, session["sessionId"], call["callId"])["state"] == "active"
+
+
 def test_garbage_on_the_sip_port_harms_no_call(tenant: Tenant, engine: Engine) -> None:
     with sip_peers.echo_peer() as echo:
         session = connected(tenant, server=echo.host_port)

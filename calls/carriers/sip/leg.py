@@ -4,7 +4,19 @@ The stack (libre + baresip) runs RTP, the codecs and a jitter buffer on its own 
 per call it keeps two PCM rings (``call.audio``) that never block. ``exchange`` runs on
 the media clock's tick: it writes the tick's 20 ms (16 kHz mono, which the stack
 resamples for the codec) and takes what the stack decoded, at the codec's rate, through a
-streaming soxr resampler into a short queue it reads 320 samples from.
+polyphase resampler whose output keeps step with its input (soxr's streaming filters
+hand 8 → 16 kHz over in 100 ms bursts) into a short queue it reads 320 samples from.
+
+Both directions keep their latency bounded on their own:
+
+- Received audio: the stack hands decoded audio over on its own 20 ms timer, whose phase
+  wanders against the media clock's under load. The queue starts playing once it holds a
+  frame plus a little slack (10 ms), and each time it runs dry anyway the slack grows by
+  10 ms, up to 40 ms: a call pays for the jitter it has, not for the worst case.
+- Sent audio: the stack's send thread takes 20 ms every 20 ms, so whatever the media
+  clock wrote in a burst while catching up after a stall would stay queued, and the far
+  end would hear us that much later for the rest of the call. Past two frames queued,
+  silent frames are left out until the queue is back to them; speech is never dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import numpy as np
 
 from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from audio.codecs import pcm16_to_float
-from audio.resample import StreamResampler
+from audio.resample import SteadyResampler, StreamResampler
 from calls.carriers.base import CarrierError, CarrierLeg
 
 if TYPE_CHECKING:
@@ -29,6 +41,16 @@ logger = logging.getLogger(__name__)
 # stack delivered a burst) is dropped from the front, so latency stays bounded.
 MAX_QUEUED_SAMPLES = SAMPLE_RATE // 5  # 200 ms
 READ_BYTES = 16_384
+# Slack kept queued beyond a frame before received audio plays (see the module's doc).
+PREROLL_MIN = SAMPLE_RATE // 100  # 10 ms
+PREROLL_STEP = SAMPLE_RATE // 100
+PREROLL_MAX = SAMPLE_RATE // 25  # 40 ms
+# Sent audio the stack may hold before silent frames are left out (16-bit samples).
+TX_TARGET_BYTES = 2 * FRAME_SAMPLES * 2  # 40 ms
+# A frame whose peak is under this (-60 dBFS) is silence.
+SILENCE_PEAK = 1e-3
+# While under target, the stack's send queue is looked at every this many ticks.
+TX_CHECK_TICKS = 25
 
 # Final SIP statuses of an outgoing call → end reason (DESIGN §11.1); others: failed.
 BUSY = {486, 600}
@@ -47,6 +69,14 @@ def status_of(text: str | None) -> tuple[int | None, str]:
     if len(code) == 3 and code.isdigit():
         return int(code), reason
     return None, text
+
+
+def _tx_backlog(audio: Any) -> int:
+    """Bytes the stack holds to send; 0 while the call has no media."""
+    try:
+        return int(audio.info().tx_buffered)
+    except Exception:
+        return 0
 
 
 def reason_for_status(status: int) -> str:
@@ -72,7 +102,13 @@ class SipLeg(CarrierLeg):
         self._out = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         self._queue = np.zeros(MAX_QUEUED_SAMPLES + READ_BYTES, dtype=np.float32)
         self._queued = 0
-        self._resampler: StreamResampler | None = None
+        self._playing = False
+        self._heard = False
+        self.preroll = PREROLL_MIN
+        self._tx_check = TX_CHECK_TICKS
+        self._tx_over = False
+        self.tx_trimmed_frames = 0
+        self._resampler: SteadyResampler | StreamResampler | None = None
         self._rx_rate = 0
         self._rx_channels = 1
         self._tx_ready = False
@@ -84,25 +120,52 @@ class SipLeg(CarrierLeg):
     def exchange(self, outbound: Frame) -> Frame:
         audio = self.call.audio
         if self.established:
-            pcm = (np.clip(outbound, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-            try:
-                audio.write(pcm)
-                self._tx_ready = True
-            except Exception:  # media not up yet (AudioNotActive) or the call is gone
-                self._tx_ready = False
+            if self._tx_backlogged(audio, outbound):
+                self.tx_trimmed_frames += 1
+            else:
+                pcm = (np.clip(outbound, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+                try:
+                    audio.write(pcm)
+                    self._tx_ready = True
+                except (
+                    Exception
+                ):  # media not up yet (AudioNotActive) or the call is gone
+                    self._tx_ready = False
             self._take(audio)
         out = self._out
-        if self._queued >= FRAME_SAMPLES:
+        if not self._playing and self._queued >= FRAME_SAMPLES + self.preroll:
+            self._playing = self._heard = True
+        if self._playing and self._queued >= FRAME_SAMPLES:
             out[:] = self._queue[:FRAME_SAMPLES]
             self._queued -= FRAME_SAMPLES
             self._queue[: self._queued] = self._queue[
                 FRAME_SAMPLES : FRAME_SAMPLES + self._queued
             ]
-        else:
-            out.fill(0.0)
-            if self.established and self._tx_ready:
-                self.underruns += 1
+            return out
+        out.fill(0.0)
+        if self._playing:
+            self._playing = False
+            self.preroll = min(self.preroll + PREROLL_STEP, PREROLL_MAX)
+        # A frame without audio once audio has flowed (a gap in what the far end sent,
+        # or the slack too short), counted until the queue plays again.
+        if self._heard and self.established and self._tx_ready:
+            self.underruns += 1
         return out
+
+    def _tx_backlogged(self, audio: Any, outbound: Frame) -> bool:
+        """Whether to leave this frame out: it is silent and the stack holds too much."""
+        if not self._tx_over:
+            self._tx_check -= 1
+            if self._tx_check > 0:
+                return False
+            self._tx_check = TX_CHECK_TICKS
+            self._tx_over = _tx_backlog(audio) > TX_TARGET_BYTES
+            if not self._tx_over:
+                return False
+        if float(np.abs(outbound).max()) >= SILENCE_PEAK:
+            return False
+        self._tx_over = _tx_backlog(audio) > TX_TARGET_BYTES
+        return self._tx_over
 
     def _take(self, audio: Any) -> None:
         try:
@@ -111,18 +174,24 @@ class SipLeg(CarrierLeg):
             return
         if not data:
             return
-        if self._resampler is None:
+        if not self._rx_rate:
             info = audio.info()
             if not info.rx_ready or not info.rx_sample_rate:
                 return
             self._rx_rate = info.rx_sample_rate
             self._rx_channels = max(1, info.rx_channels)
-            self._resampler = StreamResampler(self._rx_rate, SAMPLE_RATE)
+            if self._rx_rate != SAMPLE_RATE:
+                try:
+                    self._resampler = SteadyResampler(self._rx_rate, SAMPLE_RATE)
+                except ValueError:  # a rate with no small ratio to 16 kHz
+                    self._resampler = StreamResampler(self._rx_rate, SAMPLE_RATE)
         samples = pcm16_to_float(data[: len(data) - len(data) % 2])
         if self._rx_channels > 1:
             samples = samples[: len(samples) - len(samples) % self._rx_channels]
             samples = samples.reshape(-1, self._rx_channels).mean(axis=1)
-        resampled = self._resampler.process(samples)
+        resampled = (
+            samples if self._resampler is None else self._resampler.process(samples)
+        )
         count = len(resampled)
         if not count:
             return

@@ -1,0 +1,159 @@
+"""The SIP leg's own buffering, tick by tick, against the stack's two PCM rings held in
+memory: how much received audio it keeps queued before playing, and how it drains a
+send backlog. The same leg against the real stack and a real peer: ``test_sip.py``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from audio import FRAME_SAMPLES
+from calls.carriers.sip import leg as sip_leg
+from calls.carriers.sip.leg import SipLeg
+
+FRAME_BYTES = FRAME_SAMPLES * 2
+
+
+class Rings:
+    """One call's ``call.audio`` as the stack keeps it: a receive ring the far end's
+    decoded audio lands in (16 kHz here, so samples pass unresampled) and a send ring
+    the stack's send thread takes 20 ms from every 20 ms."""
+
+    def __init__(self) -> None:
+        self.rx = bytearray()
+        self.tx = bytearray()
+        self.sent = bytearray()
+
+    def write(self, pcm: bytes) -> int:
+        self.tx += pcm
+        return len(pcm)
+
+    def read(self, size: int) -> bytes:
+        data = bytes(self.rx[:size])
+        del self.rx[:size]
+        return data
+
+    def info(self) -> Any:
+        return SimpleNamespace(
+            rx_ready=True, rx_sample_rate=16_000, rx_channels=1, tx_buffered=len(self.tx)
+        )
+
+    def arrive(self, samples: np.ndarray) -> None:
+        self.rx += samples.astype("<i2").tobytes()
+
+    def send_frame(self) -> None:
+        self.sent += self.tx[:FRAME_BYTES]
+        del self.tx[:FRAME_BYTES]
+
+
+def answered_leg() -> tuple[SipLeg, Rings]:
+    rings = Rings()
+    leg = SipLeg(SimpleNamespace(audio=rings), incoming=False)
+    leg.established = True
+    return leg, rings
+
+
+SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+
+
+def tone_frame(index: int) -> np.ndarray:
+    t = (np.arange(FRAME_SAMPLES) + index * FRAME_SAMPLES) / 16_000
+    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def test_received_audio_waits_for_slack_and_the_slack_grows_after_running_dry() -> None:
+    leg, rings = answered_leg()
+    # What the far end sends: distinct samples, so order and loss show.
+    sent = (np.arange(60 * FRAME_SAMPLES) % 20_000 + 1).astype(np.int16)
+    # Frames delivered per tick: steady, then a stall of two ticks made up at once.
+    pattern = [1, 1, 1, 0, 0, 3] * 10
+    played: list[np.ndarray] = []
+    silent_ticks = []
+    delivered = 0
+    for tick, count in enumerate(pattern):
+        rings.arrive(sent[delivered * FRAME_SAMPLES : (delivered + count) * FRAME_SAMPLES])
+        delivered += count
+        out = leg.exchange(SILENCE).copy()
+        if out.any():
+            played.append(out)
+        else:
+            silent_ticks.append(tick)
+
+    # Nothing plays until a frame and 10 ms more are queued (the first tick has 20 ms).
+    assert silent_ticks[0] == 0
+    # The first stall drains the 10 ms of slack: one silent frame, and the slack grows
+    # to 20 ms; from then on the same stalls are absorbed.
+    assert leg.underruns == 1 and silent_ticks[1:] == [4]
+    assert leg.preroll == sip_leg.PREROLL_MIN + sip_leg.PREROLL_STEP
+    # Every sample the far end sent so far came out once, in order.
+    heard = np.concatenate(played)
+    expected = sent[: len(heard)].astype(np.float32) / 32768
+    np.testing.assert_array_equal(heard, expected)
+    assert len(heard) >= delivered * FRAME_SAMPLES - 2 * FRAME_SAMPLES
+
+
+def test_the_receive_slack_never_grows_past_40_ms() -> None:
+    leg, rings = answered_leg()
+    audio = np.full(FRAME_SAMPLES, 1000, dtype=np.int16)
+    for _ in range(20):
+        # A frame now and then with long silences between: the queue keeps running dry.
+        for _ in range(4):
+            rings.arrive(audio)
+        for _ in range(8):
+            leg.exchange(SILENCE)
+
+    assert leg.underruns >= 10
+    assert leg.preroll == sip_leg.PREROLL_MAX == 16_000 // 25
+
+
+def burst(leg: SipLeg, frames: int) -> list[np.ndarray]:
+    """The media clock catching up after a stall: several ticks at once."""
+    written = [tone_frame(index) for index in range(frames)]
+    for frame in written:
+        leg.exchange(frame)
+    return written
+
+
+def test_a_send_backlog_drains_in_the_next_silence() -> None:
+    leg, rings = answered_leg()
+    burst(leg, 10)
+    assert len(rings.tx) == 10 * FRAME_BYTES
+
+    ticks = 0
+    while len(rings.tx) > sip_leg.TX_TARGET_BYTES and ticks < 200:
+        leg.exchange(SILENCE)
+        rings.send_frame()
+        ticks += 1
+
+    # Back at target within the check interval plus the frames to drain.
+    assert len(rings.tx) <= sip_leg.TX_TARGET_BYTES
+    assert ticks <= sip_leg.TX_CHECK_TICKS + 10
+    assert leg.tx_trimmed_frames >= 10 - sip_leg.TX_TARGET_BYTES // FRAME_BYTES - 1
+    # Then silence is written again, one frame a tick, and the queue holds steady.
+    before = leg.tx_trimmed_frames
+    for _ in range(3 * sip_leg.TX_CHECK_TICKS):
+        leg.exchange(SILENCE)
+        rings.send_frame()
+    assert leg.tx_trimmed_frames == before
+    assert 0 < len(rings.tx) <= sip_leg.TX_TARGET_BYTES
+
+
+def test_speech_is_never_left_out_however_long_the_backlog() -> None:
+    leg, rings = answered_leg()
+    written = burst(leg, 10)
+    for index in range(10, 10 + 5 * sip_leg.TX_CHECK_TICKS):
+        frame = tone_frame(index)
+        written.append(frame)
+        leg.exchange(frame)
+        rings.send_frame()
+
+    assert leg.tx_trimmed_frames == 0
+    assert len(rings.tx) == 10 * FRAME_BYTES
+    # What the stack sent and still holds is every frame written, in order.
+    expected = b"".join(
+        (np.clip(f, -1, 1) * 32767.0).astype("<i2").tobytes() for f in written
+    )
+    assert bytes(rings.sent + rings.tx) == expected
