@@ -26,7 +26,7 @@ import numpy as np
 from django.conf import settings
 
 from audio import FRAME_SAMPLES, SAMPLE_RATE
-from audio.resample import StreamResampler
+from audio.resample import SteadyResampler, StreamResampler
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class Peer:
     async def _read(self, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
 
-        resampler: StreamResampler | None = None
+        resampler: SteadyResampler | StreamResampler | None = None
         rate = 0
         pending = np.zeros(0, dtype=np.float32)
         inbound = self.inbound
@@ -307,7 +307,12 @@ class Peer:
                 samples = data.astype(np.float32)
             if resampler is None or frame.sample_rate != rate:
                 rate = int(frame.sample_rate or OPUS_RATE)
-                resampler = StreamResampler(rate, SAMPLE_RATE)
+                # In step with the decoder's 20 ms frames (soxr's stream filter hands
+                # 48 → 16 kHz over in uneven bursts); another rate goes through soxr.
+                try:
+                    resampler = SteadyResampler(rate, SAMPLE_RATE)
+                except ValueError:
+                    resampler = StreamResampler(rate, SAMPLE_RATE)
             out = resampler.process(samples)
             pending = np.concatenate((pending, out)) if len(pending) else out
             while len(pending) >= FRAME_SAMPLES:
