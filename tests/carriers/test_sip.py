@@ -399,7 +399,9 @@ def test_audio_the_media_clock_wrote_in_a_burst_is_not_heard_late_for_good(
             lambda: leg.call.audio.info().tx_buffered <= TX_TARGET_BYTES, timeout=5
         )
         assert leg.tx_trimmed_frames >= 6
-        assert call_of(tenant, session["sessionId"], call["callId"])["state"] == "active"
+        assert (
+            call_of(tenant, session["sessionId"], call["callId"])["state"] == "active"
+        )
 
 
 def test_garbage_on_the_sip_port_harms_no_call(tenant: Tenant, engine: Engine) -> None:

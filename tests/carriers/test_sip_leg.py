@@ -38,7 +38,10 @@ class Rings:
 
     def info(self) -> Any:
         return SimpleNamespace(
-            rx_ready=True, rx_sample_rate=16_000, rx_channels=1, tx_buffered=len(self.tx)
+            rx_ready=True,
+            rx_sample_rate=16_000,
+            rx_channels=1,
+            tx_buffered=len(self.tx),
         )
 
     def arrive(self, samples: np.ndarray) -> None:
@@ -74,7 +77,9 @@ def test_received_audio_waits_for_slack_and_the_slack_grows_after_running_dry() 
     silent_ticks = []
     delivered = 0
     for tick, count in enumerate(pattern):
-        rings.arrive(sent[delivered * FRAME_SAMPLES : (delivered + count) * FRAME_SAMPLES])
+        rings.arrive(
+            sent[delivered * FRAME_SAMPLES : (delivered + count) * FRAME_SAMPLES]
+        )
         delivered += count
         out = leg.exchange(SILENCE).copy()
         if out.any():
