@@ -134,6 +134,8 @@ class SteadyResampler:
             return np.zeros(0, dtype=np.float32)
         extended = np.concatenate((self._history, samples))
         span = len(samples) * self.up
+        if self.down == 1 or self.up == 1:
+            return self._integer_ratio(extended, span)
         places = np.arange(self._position, span, self.down)
         inputs, phases = np.divmod(places, self.up)
         out = np.empty(len(places), dtype=np.float32)
@@ -149,6 +151,29 @@ class SteadyResampler:
             self._position -= span
         self._history = extended[-(self.taps - 1) :].copy()
         return out
+
+    def _integer_ratio(self, extended: Samples, span: int) -> Samples:
+        """The same, with one numpy call per phase: up by an integer (every upsampled
+        place is an output) or down by one (every place is phase 0)."""
+        position = self._position
+        if self.down == 1:
+            # Column p: the outputs of phase p, one per input sample; row-major, the
+            # places in order.
+            every = np.empty((span // self.up, self.up), dtype=np.float32)
+            for phase in range(self.up):
+                every[:, phase] = np.correlate(
+                    extended, self._phases[phase], mode="valid"
+                )
+            out = every.reshape(-1)[position:]
+            self._position = 0 if position < span else position - span
+        else:
+            out = np.correlate(extended, self._phases[0], mode="valid")[
+                position :: self.down
+            ]
+            end = position + len(out) * self.down
+            self._position = end - span
+        self._history = extended[-(self.taps - 1) :].copy()
+        return np.ascontiguousarray(out)
 
     def flush(self) -> Samples:
         return np.zeros(0, dtype=np.float32)

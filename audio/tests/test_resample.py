@@ -150,3 +150,31 @@ def test_steady_resampler_keeps_what_48khz_carries_above_8khz_out() -> None:
 
     level = np.sqrt(np.mean(out[400:-400].astype(np.float64) ** 2))
     assert 20 * np.log10(level / np.sqrt(np.mean(tone.astype(np.float64) ** 2))) < -40
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"), [(8_000, 16_000), (48_000, 16_000), (16_000, 24_000)]
+)
+def test_steady_resampler_output_does_not_depend_on_how_the_input_is_cut(
+    in_rate: int, out_rate: int
+) -> None:
+    signal = sine(in_rate, 1.0, hz=700.0)
+    frames = SteadyResampler(in_rate, out_rate)
+    by_frame = np.concatenate(
+        [
+            frames.process(signal[i : i + in_rate // 50])
+            for i in range(0, len(signal), in_rate // 50)
+        ]
+    )
+    ragged = SteadyResampler(in_rate, out_rate)
+    cuts = np.cumsum([0] + [37, 101, 1, 480, 13] * 200)
+    cuts = cuts[cuts < len(signal)]
+    by_ragged = np.concatenate(
+        [
+            ragged.process(signal[a:b])
+            for a, b in zip(cuts, [*cuts[1:], len(signal)], strict=True)
+        ]
+    )
+
+    assert len(by_ragged) == len(by_frame)
+    np.testing.assert_allclose(by_ragged, by_frame, atol=1e-6)
