@@ -127,6 +127,8 @@ class SteadyResampler:
         # The next output's place, in upsampled samples; starting at the filter's
         # centre makes output n line up with input time n · down / up.
         self._position = centre
+        self._centre = centre
+        self._consumed = self._produced = 0  # samples in and out so far
 
     def process(self, chunk: npt.ArrayLike) -> Samples:
         samples = np.asarray(chunk, dtype=np.float32)
@@ -134,8 +136,11 @@ class SteadyResampler:
             return np.zeros(0, dtype=np.float32)
         extended = np.concatenate((self._history, samples))
         span = len(samples) * self.up
+        self._consumed += len(samples)
         if self.down == 1 or self.up == 1:
-            return self._integer_ratio(extended, span)
+            out = self._integer_ratio(extended, span)
+            self._produced += len(out)
+            return out
         places = np.arange(self._position, span, self.down)
         inputs, phases = np.divmod(places, self.up)
         out = np.empty(len(places), dtype=np.float32)
@@ -150,6 +155,7 @@ class SteadyResampler:
         else:
             self._position -= span
         self._history = extended[-(self.taps - 1) :].copy()
+        self._produced += len(out)
         return out
 
     def _integer_ratio(self, extended: Samples, span: int) -> Samples:
@@ -176,4 +182,11 @@ class SteadyResampler:
         return np.ascontiguousarray(out)
 
     def flush(self) -> Samples:
-        return np.zeros(0, dtype=np.float32)
+        """What the filter still holds back (its few milliseconds of delay), released by
+        running silence through it: the stream's whole output is then its input's
+        length times the ratio. Call ``process`` again only for a new stream."""
+        owed = self._consumed * self.up // self.down - self._produced
+        if owed <= 0:
+            return np.zeros(0, dtype=np.float32)
+        silence = np.zeros(-(-self._centre // self.up) + 1, dtype=np.float32)
+        return self.process(silence)[:owed]

@@ -59,6 +59,9 @@ class WireFormat:
         return self.chunk_samples * self.sample_bytes
 
 
+# The receiving direction's default resampling: SteadyResampler, not soxr.
+STEADY = "steady"
+
 FORMATS: dict[str, WireFormat] = {
     fmt.name: fmt
     for fmt in (
@@ -73,8 +76,8 @@ FORMATS: dict[str, WireFormat] = {
 class TrackEncoder:
     """Turn the call's 20 ms frames of one track into 20 ms chunks of a wire format."""
 
-    def __init__(self, fmt: WireFormat, *, quality: str = "HQ") -> None:
-        # ``quality`` is the receiving direction's (soxr); sending is steady.
+    def __init__(self, fmt: WireFormat, *, quality: str = STEADY) -> None:
+        # ``quality`` is the receiving direction's (TrackDecoder); sending is steady.
         self.format = fmt
         self.quality = quality
         self._resampler: SteadyResampler | None = None
@@ -96,16 +99,25 @@ class TrackEncoder:
 
 
 class TrackDecoder:
-    """Turn a receiver's payloads (any length) into 16 kHz samples for the call."""
+    """Turn a receiver's payloads (any length) into 16 kHz samples for the call.
 
-    def __init__(self, fmt: WireFormat, *, quality: str = "HQ") -> None:
+    ``quality`` ``"steady"`` (the default) resamples 8 and 24 kHz with the polyphase
+    filter that keeps step with its input (a few milliseconds behind); a soxr quality
+    (``"HQ"`` …) uses soxr's stream filter, which hands 8 kHz over in ~100 ms bursts.
+    """
+
+    def __init__(self, fmt: WireFormat, *, quality: str = STEADY) -> None:
         self.format = fmt
         self.quality = quality
-        self._resampler: StreamResampler | None = None
+        self._resampler: SteadyResampler | StreamResampler | None = None
         self.reset()
 
     def reset(self) -> None:
-        if self.format.rate != SAMPLE_RATE:
+        if self.format.rate == SAMPLE_RATE:
+            return
+        if self.quality == STEADY:
+            self._resampler = SteadyResampler(self.format.rate, SAMPLE_RATE)
+        else:
             self._resampler = StreamResampler(
                 self.format.rate, SAMPLE_RATE, quality=self.quality
             )

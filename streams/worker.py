@@ -86,7 +86,7 @@ class WorkerConfig:
     playout_capacity_ms: int = 10_000
     stats_interval_s: float = 2.0
     drain_timeout_s: float = 1.0
-    resample_quality: str = "HQ"
+    resample_quality: str = "steady"
     allow_private: bool = False
     max_message_bytes: int = 1 << 20
 

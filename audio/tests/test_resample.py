@@ -178,3 +178,28 @@ def test_steady_resampler_output_does_not_depend_on_how_the_input_is_cut(
 
     assert len(by_ragged) == len(by_frame)
     np.testing.assert_allclose(by_ragged, by_frame, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate"), [(8_000, 16_000), (48_000, 16_000), (16_000, 24_000)]
+)
+def test_steady_resampler_flush_releases_what_the_filter_held_back(
+    in_rate: int, out_rate: int
+) -> None:
+    resampler = SteadyResampler(in_rate, out_rate)
+    signal = sine(in_rate, 0.5, hz=500.0)
+    body = np.concatenate(
+        [
+            resampler.process(signal[i : i + in_rate // 50])
+            for i in range(0, len(signal), in_rate // 50)
+        ]
+    )
+    tail = resampler.flush()
+
+    out = np.concatenate([body, tail])
+    assert len(out) == len(signal) * out_rate // in_rate
+    # The tail continues the tone up to its last few samples, where it meets the
+    # silence run through the filter to release it.
+    expected = sine(out_rate, 0.5, hz=500.0)
+    assert len(tail) > 0
+    np.testing.assert_allclose(tail[:-8], expected[len(body) : len(out) - 8], atol=0.01)

@@ -557,10 +557,12 @@ STREAM_PLAYOUT_CAPACITY_MS = env.int(
 )
 # Live streams write their frame counts to the database this often (never per frame).
 STREAM_STATS_INTERVAL_S = env.float("STREAM_STATS_INTERVAL_S", 2.0, min_value=0.1)
-# soxr quality for 8 and 24 kHz formats. HQ keeps telephone band flat to 3.7 kHz but
-# delivers 8 kHz audio in ~100 ms bursts; LQ halves that, rolling off above 3 kHz.
+# How audio a twoway receiver sends at 8 or 24 kHz reaches 16 kHz: "steady", a polyphase
+# filter that keeps step with what arrives (3 ms behind), or a soxr quality. soxr's HQ
+# keeps the telephone band flat to 3.7 kHz but delivers 8 kHz audio in ~100 ms bursts;
+# LQ halves that, rolling off above 3 kHz.
 STREAM_RESAMPLE_QUALITY = env.choice(
-    "STREAM_RESAMPLE_QUALITY", "HQ", ("QQ", "LQ", "MQ", "HQ", "VHQ")
+    "STREAM_RESAMPLE_QUALITY", "steady", ("steady", "QQ", "LQ", "MQ", "HQ", "VHQ")
 )
 # The largest frame a receiver may send (a twoway bot's media message).
 STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", 1 << 20, min_value=1024)

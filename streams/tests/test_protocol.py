@@ -221,3 +221,24 @@ def test_mulaw_chunks_are_within_mulaw_quantisation_of_the_band_limited_signal()
     error = np.abs(decoded - reference[:n])
     assert np.all(error <= np.abs(reference[:n]) / 32 + 4.5 / 32768)
     assert base64.b64encode(chunks[0])
+
+
+@pytest.mark.parametrize("fmt", ["mulaw_8000", "pcm16_24000"])
+def test_a_receivers_20_ms_chunks_reach_the_call_as_20_ms_at_once(fmt: str) -> None:
+    """A twoway bot speaking in real time is heard in step with what it sends: 20 ms of
+    16 kHz audio for every 20 ms chunk, a few milliseconds behind, never held back in
+    100 ms bursts; a mark releases the rest, so nothing sent before it is missing."""
+    wire = FORMATS[fmt]
+    signal = chirp(1.0, amplitude=0.4)
+    encoder, decoder = TrackEncoder(wire), TrackDecoder(wire)
+    chunks = [
+        c
+        for i in range(0, len(signal), 320)
+        for c in encoder.encode(signal[i : i + 320])
+    ]
+    sizes = [len(decoder.decode(chunk)) for chunk in chunks]
+
+    assert 0 < 320 - sizes[0] <= 64
+    assert all(size == 320 for size in sizes[1:])
+    tail = decoder.flush()
+    assert sum(sizes) + len(tail) == len(chunks) * 320
