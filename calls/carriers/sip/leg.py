@@ -127,9 +127,8 @@ class SipLeg(CarrierLeg):
                 try:
                     audio.write(pcm)
                     self._tx_ready = True
-                except (
-                    Exception
-                ):  # media not up yet (AudioNotActive) or the call is gone
+                except Exception:
+                    # Media not up yet (AudioNotActive), or the call is gone.
                     self._tx_ready = False
             self._take(audio)
         out = self._out
