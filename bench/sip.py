@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import random
-import socket
 import sys
 import tempfile
 import threading
@@ -51,29 +49,16 @@ def _pin(pid: int, core: int) -> None:
         os.sched_setaffinity(pid, {core})
 
 
-def _free_sip_port() -> int:
-    for port in random.sample(range(13000, 19999), 300):
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-            for candidate in (port, port + 1):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                    tcp.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
-    raise SystemExit("no free port for the SIP listener")
-
-
 def _setup(var_dir: str) -> None:
     os.environ["SWITCHBOARD_VAR_DIR"] = var_dir
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
     os.environ["SWITCHBOARD_CARRIERS"] = "simulator,sip"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["MEDIA_MAX_CALLS"] = "0"  # the bench finds the capacity
-    # Chosen before settings load (the peers' port picker reads them): UDP for SIP, TCP
-    # on it and on the next port (baresip's TLS), free now, below the ephemeral range.
-    os.environ["SIP_BIND"] = f"127.0.0.1:{_free_sip_port()}"
+    # Chosen before settings load (the peers' port picker reads them).
+    from config.ports import free_sip_port
+
+    os.environ["SIP_BIND"] = f"127.0.0.1:{free_sip_port()}"
     os.environ["SIP_RTP_PORTS"] = "10000-14999"
     import django
 

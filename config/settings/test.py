@@ -3,6 +3,7 @@
 import os
 import uuid
 
+from config.ports import free_sip_port
 from config.settings.base import *  # noqa: F403
 from config.settings.base import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL, VAR_DIR
 
@@ -43,30 +44,7 @@ STREAM_ALLOW_PRIVATE = True
 
 # The SIP carrier's listener (used only by tests that enable the carrier): a free
 # loopback port of this process, and an RTP range of its own.
-def _free_udp_port() -> int:
-    """A port free for UDP and TCP, with the one above free for TCP (SIP over TLS).
-
-    Chosen now, bound when the SIP carrier starts: so from 13000-19999, below Linux's
-    ephemeral range (32768 and up), where no outgoing connection of this run (PostgreSQL,
-    Redis, HTTP) can take it meanwhile. The SIP test peers take theirs from 20000-29999.
-    """
-    import random
-    import socket
-
-    for port in random.sample(range(13000, 19999), 300):
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-            for candidate in (port, port + 1):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                    tcp.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port pair for the SIP listener")
-
-
-SIP_BIND = f"127.0.0.1:{_free_udp_port()}"
+SIP_BIND = f"127.0.0.1:{free_sip_port()}"
 SIP_RTP_PORTS = (12000, 12999)
 SIP_MEDIA_TIMEOUT_S = 5
 

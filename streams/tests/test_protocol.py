@@ -12,7 +12,7 @@ import pytest
 
 from audio.resample import SteadyResampler
 from calls.tests.media_client import chirp
-from streams.formats import FORMATS, TrackDecoder, TrackEncoder
+from streams.formats import FORMATS, TrackDecoder, TrackEncoder, WireFormat
 from streams.protocol import (
     ClearIn,
     Invalid,
@@ -172,18 +172,24 @@ def test_the_handshake_signature_verifies_only_for_its_url_secret_and_time() -> 
     assert not verify_handshake_signature("garbage", url=url, secret="sbsig_secret")
 
 
+def encoded(wire: WireFormat, signal: np.ndarray) -> list[bytes]:
+    """The call's 20 ms frames of ``signal`` as the wire format's chunks."""
+    encoder = TrackEncoder(wire)
+    return [
+        chunk
+        for i in range(0, len(signal), 320)
+        for chunk in encoder.encode(signal[i : i + 320])
+    ]
+
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_encoders_cut_exact_20_ms_chunks_and_decoders_restore_the_audio(
     fmt: str,
 ) -> None:
     wire = FORMATS[fmt]
     signal = chirp(1.0, amplitude=0.4)
-    encoder, decoder = TrackEncoder(wire), TrackDecoder(wire)
-    chunks = [
-        c
-        for i in range(0, len(signal), 320)
-        for c in encoder.encode(signal[i : i + 320])
-    ]
+    decoder = TrackDecoder(wire)
+    chunks = encoded(wire, signal)
     assert all(len(chunk) == wire.chunk_bytes for chunk in chunks)
     # Resampled formats lag a little inside the filter; nothing is lost or repeated.
     assert len(signal) // 320 - 7 <= len(chunks) <= len(signal) // 320
@@ -208,12 +214,7 @@ def test_mulaw_chunks_are_within_mulaw_quantisation_of_the_band_limited_signal()
     signal = chirp(0.5, amplitude=0.5)
     down = SteadyResampler(16000, 8000)  # the encoder's own resampler
     reference = down.process(signal)
-    encoder = TrackEncoder(wire)
-    chunks = [
-        c
-        for i in range(0, len(signal), 320)
-        for c in encoder.encode(signal[i : i + 320])
-    ]
+    chunks = encoded(wire, signal)
     decoded = np.concatenate([wire.decode(c) for c in chunks])
     n = len(decoded)
     # G.711 μ-law keeps each sample within half a step of its segment: at most 1/32
@@ -230,12 +231,8 @@ def test_a_receivers_20_ms_chunks_reach_the_call_as_20_ms_at_once(fmt: str) -> N
     100 ms bursts; a mark releases the rest, so nothing sent before it is missing."""
     wire = FORMATS[fmt]
     signal = chirp(1.0, amplitude=0.4)
-    encoder, decoder = TrackEncoder(wire), TrackDecoder(wire)
-    chunks = [
-        c
-        for i in range(0, len(signal), 320)
-        for c in encoder.encode(signal[i : i + 320])
-    ]
+    decoder = TrackDecoder(wire)
+    chunks = encoded(wire, signal)
     sizes = [len(decoder.decode(chunk)) for chunk in chunks]
 
     assert 0 < 320 - sizes[0] <= 64
