@@ -231,8 +231,11 @@ def test_a_call_without_rtp_ends_failed_with_a_media_timeout(
 
 
 def test_no_common_codec_fails_the_call_with_488(
-    tenant: Tenant, engine: Engine
+    tenant: Tenant, engine: Engine, settings: Any
 ) -> None:
+    # The peer's 488 may take longer than fast_network's 0.6 s ring timeout on a busy
+    # machine, which would end the call no_answer first.
+    settings.CALL_RING_TIMEOUT_S = 15
     with sip_peers.echo_peer(codecs=("pcmu",)) as echo:
         session = connected(tenant, server=echo.host_port, codecs=["opus"])
         call = place(tenant, session["sessionId"], echo.uri)
