@@ -123,7 +123,9 @@ class SteadyResampler:
         self._phases = np.ascontiguousarray(
             kernel.reshape(taps, self.up).T[:, ::-1], dtype=np.float32
         )
-        self._history = np.zeros(taps - 1, dtype=np.float32)
+        self._columns = np.ascontiguousarray(self._phases.T)  # taps x up
+        # The last taps - 1 inputs, then room for the next chunk (grown as needed).
+        self._buffer = np.zeros(taps - 1 + 4096, dtype=np.float32)
         # The next output's place, in upsampled samples; starting at the filter's
         # centre makes output n line up with input time n · down / up.
         self._position = centre
@@ -132,53 +134,75 @@ class SteadyResampler:
 
     def process(self, chunk: npt.ArrayLike) -> Samples:
         samples = np.asarray(chunk, dtype=np.float32)
-        if not len(samples):
+        count = len(samples)
+        if not count:
             return np.zeros(0, dtype=np.float32)
-        extended = np.concatenate((self._history, samples))
-        span = len(samples) * self.up
-        self._consumed += len(samples)
+        keep = self.taps - 1
+        if len(self._buffer) < keep + count:
+            grown = np.zeros(keep + count, dtype=np.float32)
+            grown[:keep] = self._buffer[:keep]
+            self._buffer = grown
+        # The history, then this chunk: what the filter's windows run over.
+        extended = self._buffer[: keep + count]
+        extended[keep:] = samples
+        span = count * self.up
+        self._consumed += count
         if self.down == 1 or self.up == 1:
             out = self._integer_ratio(extended, span)
-            self._produced += len(out)
-            return out
-        places = np.arange(self._position, span, self.down)
-        inputs, phases = np.divmod(places, self.up)
-        out = np.empty(len(places), dtype=np.float32)
-        for phase in range(self.up):
-            chosen = phases == phase
-            if chosen.any():
-                # Each window of input dotted with the phase's taps (np.correlate).
-                filtered = np.correlate(extended, self._phases[phase], mode="valid")
-                out[chosen] = filtered[inputs[chosen]]
-        if len(places):
-            self._position = int(places[-1]) + self.down - span
         else:
-            self._position -= span
-        self._history = extended[-(self.taps - 1) :].copy()
+            out = self._any_ratio(extended, span)
+        # The last inputs are the next chunk's history.
+        self._buffer[:keep] = extended[count:]
         self._produced += len(out)
         return out
 
+    def _any_ratio(self, extended: Samples, span: int) -> Samples:
+        """Output j is at upsampled place ``position + j * down``. Outputs up apart
+        share a phase, and their inputs are down apart: for each of the first up
+        outputs, its phase's taps dotted with a strided view of the input's windows
+        give every up-th output."""
+        position, up, down, size = self._position, self.up, self.down, extended.itemsize
+        total = -(-(span - position) // down) if position < span else 0
+        out = np.empty(total, dtype=np.float32)
+        for first in range(min(up, total)):
+            start, phase = divmod(position + first * down, up)
+            windows = np.ndarray(
+                (len(range(first, total, up)), self.taps),
+                np.float32,
+                extended,
+                start * size,
+                (down * size, size),
+            )
+            out[first::up] = np.dot(windows, self._phases[phase])
+        self._position = position + total * down - span
+        return out
+
     def _integer_ratio(self, extended: Samples, span: int) -> Samples:
-        """The same, with one numpy call per phase: up by an integer (every upsampled
-        place is an output) or down by one (every place is phase 0)."""
+        """The same as one matrix product: up by an integer (every upsampled place is
+        an output) or down by one (every place is phase 0). The input's windows are a
+        strided view of it, not copies."""
         position = self._position
+        size = extended.itemsize
         if self.down == 1:
-            # Column p: the outputs of phase p, one per input sample; row-major, the
-            # places in order.
-            every = np.empty((span // self.up, self.up), dtype=np.float32)
-            for phase in range(self.up):
-                every[:, phase] = np.correlate(
-                    extended, self._phases[phase], mode="valid"
-                )
-            out = every.reshape(-1)[position:]
+            # Row i: the window ending at input i; column p: phase p's output for it.
+            # Row-major, the products are the upsampled places in order.
+            inputs = span // self.up
+            windows = np.ndarray(
+                (inputs, self.taps), np.float32, extended, 0, (size, size)
+            )
+            out = np.dot(windows, self._columns).reshape(-1)[position:]
             self._position = 0 if position < span else position - span
         else:
-            out = np.correlate(extended, self._phases[0], mode="valid")[
-                position :: self.down
-            ]
-            end = position + len(out) * self.down
-            self._position = end - span
-        self._history = extended[-(self.taps - 1) :].copy()
+            count = -(-(span - position) // self.down) if position < span else 0
+            windows = np.ndarray(
+                (count, self.taps),
+                np.float32,
+                extended,
+                position * size,
+                (self.down * size, size),
+            )
+            out = np.dot(windows, self._phases[0])
+            self._position = position + count * self.down - span
         return np.ascontiguousarray(out)
 
     def flush(self) -> Samples:
