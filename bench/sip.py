@@ -49,8 +49,9 @@ def _pin(pid: int, core: int) -> None:
         os.sched_setaffinity(pid, {core})
 
 
-def _setup(var_dir: str) -> None:
+def _setup(var_dir: str, realtime: int) -> None:
     os.environ["SWITCHBOARD_VAR_DIR"] = var_dir
+    os.environ["MEDIA_REALTIME_PRIORITY"] = str(realtime)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
     os.environ["SWITCHBOARD_CARRIERS"] = "simulator,sip"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -258,6 +259,14 @@ def main() -> None:
     parser.add_argument(
         "--threads", action="store_true", help="also print CPU by thread name"
     )
+    parser.add_argument(
+        "--realtime",
+        type=int,
+        default=0,
+        metavar="PRIORITY",
+        help="the media loop's MEDIA_REALTIME_PRIORITY (default 0: the normal "
+        "scheduler, as deployed by default; 10 runs it SCHED_RR)",
+    )
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     own, others = (cores[0], cores[-1]) if len(cores) > 1 else (None, None)
@@ -265,14 +274,15 @@ def main() -> None:
         _pin(0, own)
     codecs = ["pcmu", "opus"] if args.codec == "both" else [args.codec]
     with tempfile.TemporaryDirectory(prefix="sb-sip-bench-") as var_dir:
-        _setup(var_dir)
+        _setup(var_dir, args.realtime)
         from tests.carriers.sip_peers import echo_peer, require_peers
 
         require_peers()
         environment = _account()
         print(
             f"SIP echo calls, {args.seconds:.0f} s per step, recording on; "
-            f"Switchboard on core {own}, baresip peers on core {others}"
+            f"Switchboard on core {own}, baresip peers on core {others}; media loop "
+            + (f"SCHED_RR {args.realtime}" if args.realtime else "normal scheduler")
         )
         best: dict[str, int] = {}
         for codec in codecs:

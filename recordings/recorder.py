@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
-import sys
-import threading
 import weakref
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +36,7 @@ from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from audio.codecs import scaled_to_pcm16
 from audio.wav import WavWriter
 from calls.runtime import hooks
+from config import priority
 from recordings import selectors, services, spool
 
 if TYPE_CHECKING:
@@ -48,35 +46,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _background_priority() -> None:
-    """Let the media loop come first: this thread only has to keep up on average.
-
-    On Linux a thread has its own scheduling policy and niceness: the writer drops any
-    real-time policy the process was started with and runs at nice 10, so converting and
-    writing a second of audio for hundreds of calls fills the loop's idle time instead of
-    delaying its ticks.
-    """
-    if sys.platform != "linux":
-        return
-    thread = threading.get_native_id()
-    try:
-        if os.sched_getscheduler(thread) != os.SCHED_OTHER:
-            os.sched_setscheduler(thread, os.SCHED_OTHER, os.sched_param(0))
-        os.setpriority(os.PRIO_PROCESS, thread, 10)
-    except OSError:
-        logger.warning("Could not lower the recording writer's priority")
-
-
 # One thread does every recorder's file work, in submission order: a call's seconds
 # reach its file in order, and open/append/close never run on the event loop.
 _spool_writer = ThreadPoolExecutor(
     max_workers=1,
     thread_name_prefix="recording-spool",
-    initializer=_background_priority,
+    initializer=priority.background,
 )
 # Finalisation is queued from here (embedded, where tasks run in-process, the upload
 # itself runs here): off the executor the engine's own database work uses.
-_finaliser = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-final")
+_finaliser = ThreadPoolExecutor(
+    max_workers=2, thread_name_prefix="recording-final", initializer=priority.background
+)
 
 _ending: set[Future[None]] = set()
 

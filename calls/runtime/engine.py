@@ -31,6 +31,7 @@ from calls.models import CallState, EndReason
 from calls.runtime import hooks, store
 from calls.runtime.clock import MediaClock
 from calls.runtime.runtime import CallRuntime
+from config import priority
 from config.errors import ApplicationError, Conflict, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ class Engine:
         await database_sync_to_async(hosts.host_register, thread_sensitive=False)(
             host_id=self.host_id, channel_name=self.channel_name
         )
+        priority.realtime(settings.MEDIA_REALTIME_PRIORITY)
         # Everything loaded so far (Django, the apps, their modules) lives as long as the
         # process: keep it out of the collector's full passes, which would otherwise
         # walk it all and stall the media clock for tens of milliseconds.

@@ -1,0 +1,105 @@
+"""The media loop's real-time priority, checked in a process of its own (the test process
+keeps its scheduler)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="thread scheduling policies are Linux's",
+)
+
+PROBE = textwrap.dedent(
+    """
+    import json, logging, os, sys, threading
+    from config import priority
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+    def policy():
+        return os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
+
+    def nice():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen = {}
+    if sys.argv[1] == "inherited":
+        # A process started under chrt: every thread inherits SCHED_RR.
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(3))
+    else:
+        seen["applied"] = priority.realtime(int(sys.argv[2]))
+    seen["loop"] = [policy(), os.sched_getparam(0).sched_priority]
+
+    def child():
+        seen["child"] = [policy(), nice()]
+
+    def background():
+        priority.background()
+        seen["background"] = [policy(), nice()]
+
+    for target in (child, background):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    print(json.dumps(seen))
+    """
+)
+
+
+def _probe(*args: str) -> tuple[dict[str, list[int] | bool], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout), done.stderr
+
+
+def _may_run_realtime(priority: int) -> bool:
+    return (
+        os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= priority
+    )
+
+
+def test_the_loop_runs_round_robin_and_the_threads_it_starts_do_not() -> None:
+    seen, log = _probe("apply", "7")
+    if _may_run_realtime(7):
+        assert seen["applied"] is True
+        assert seen["loop"] == [os.SCHED_RR, 7]
+        assert "SCHED_RR at priority 7" in log
+    else:
+        assert seen["applied"] is False
+        assert seen["loop"] == [os.SCHED_OTHER, 0]
+        assert "MEDIA_REALTIME_PRIORITY=7 not applied" in log
+    # Threads the loop starts (the stack's, the executors') share the rest as usual.
+    assert seen["child"] == [os.SCHED_OTHER, 0]
+    assert seen["background"] == [os.SCHED_OTHER, 10]
+
+
+def test_zero_leaves_the_scheduler_alone() -> None:
+    seen, log = _probe("apply", "0")
+    assert seen["applied"] is False
+    assert seen["loop"] == [os.SCHED_OTHER, 0]
+    assert "MEDIA_REALTIME_PRIORITY" not in log
+
+
+@pytest.mark.skipif(not _may_run_realtime(3), reason="needs a real-time priority")
+def test_background_work_leaves_a_real_time_policy_it_inherited() -> None:
+    seen, _ = _probe("inherited")
+    assert seen["loop"] == [os.SCHED_RR, 3]
+    assert seen["child"] == [os.SCHED_RR, 0]
+    assert seen["background"] == [os.SCHED_OTHER, 10]
