@@ -377,7 +377,10 @@ def heard_fraction(
 ) -> float:
     """The share of ``signal``'s 100 ms segments that ``received`` carries (each found
     by correlation > 0.8 near where the previous one was): a lossy network may drop or
-    stretch a few milliseconds, which shifts what follows without losing it."""
+    stretch a few milliseconds, which shifts what follows without losing it. A segment
+    not found nearby is looked for anywhere after the last one found: where a stall's
+    backlog was dropped to keep latency bounded, what follows comes that much earlier,
+    and is still heard (the dropped part is not)."""
     import numpy as np
 
     received = np.asarray(received, dtype=np.float64)
@@ -385,7 +388,7 @@ def heard_fraction(
     size = 1 << int(np.ceil(np.log2(len(received) + len(signal))))
     spectrum = np.fft.rfft(received, size) * np.conj(np.fft.rfft(signal, size))
     offset = int(np.argmax(np.fft.irfft(spectrum, size)[: len(received)]))
-    heard = total = 0
+    heard = total = after = 0
     for start in range(0, len(signal) - segment + 1, segment):
         piece = signal[start : start + segment]
         total += 1
@@ -397,7 +400,36 @@ def heard_fraction(
             score = float(np.corrcoef(window, piece)[0, 1]) if window.any() else 0.0
             if score > best:
                 best, found = score, at
+        if best <= 0.8:
+            best, found = _best_match(received, piece, after)
         if best > 0.8:
             heard += 1
             offset = found - start
+            after = max(0, found + segment - search)
     return heard / max(total, 1)
+
+
+def _best_match(received: Any, piece: Any, low: int) -> tuple[float, int]:
+    """The highest correlation coefficient of ``piece`` with a window of ``received``
+    starting at ``low`` or later, and where (FFT correlation, running window sums)."""
+    import numpy as np
+
+    tail = received[low:]
+    length = len(piece)
+    if len(tail) < length:
+        return 0.0, low
+    centred = piece - piece.mean()
+    size = 1 << int(np.ceil(np.log2(len(tail) + length)))
+    products = np.fft.irfft(
+        np.fft.rfft(tail, size) * np.conj(np.fft.rfft(centred, size)), size
+    )[: len(tail) - length + 1]
+    sums = np.concatenate(([0.0], np.cumsum(tail)))
+    squares = np.concatenate(([0.0], np.cumsum(tail * tail)))
+    window_sum = sums[length:] - sums[:-length]
+    spread = np.maximum(
+        squares[length:] - squares[:-length] - window_sum**2 / length, 0
+    )
+    scale = np.sqrt(spread * float(centred @ centred))
+    scores = np.divide(products, scale, out=np.zeros_like(products), where=scale > 1e-9)
+    at = int(np.argmax(scores))
+    return float(scores[at]), low + at
