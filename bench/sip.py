@@ -2,7 +2,8 @@
 
 The Switchboard side runs in this process, pinned to one core: the call engine, the
 media clock, the SIP stack (baresip-python) and the recorders (every call is recorded,
-as by default). The far ends are Debian ``baresip`` echo peers (``make peers``), pinned
+as by default), with ``MEDIA_REALTIME_PRIORITY=10`` as the README recommends for
+production (``--realtime 0``: the normal scheduler). The far ends are Debian ``baresip`` echo peers (``make peers``), pinned
 to the other core, each taking up to ``PER_PEER`` calls. Each call is an IP-trunk call
 to an echo peer that sends its audio back; the runtime feeds every call a steady tone.
 
@@ -47,6 +48,24 @@ STEPS = [25, 50, 100, 150, 200]
 def _pin(pid: int, core: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(pid, {core})
+
+
+def _may_run_realtime(priority: int) -> bool:
+    """Whether this process may run a thread SCHED_RR at ``priority`` (tried on a
+    thread of its own, which then ends)."""
+    allowed: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+            allowed.append(True)
+        except (AttributeError, OSError):
+            allowed.append(False)
+
+    probe = threading.Thread(target=attempt)
+    probe.start()
+    probe.join()
+    return allowed[0]
 
 
 def _setup(var_dir: str, realtime: int) -> None:
@@ -262,12 +281,16 @@ def main() -> None:
     parser.add_argument(
         "--realtime",
         type=int,
-        default=0,
+        default=10,
         metavar="PRIORITY",
-        help="the media loop's MEDIA_REALTIME_PRIORITY (default 0: the normal "
-        "scheduler, as deployed by default; 10 runs it SCHED_RR)",
+        help="the media process's MEDIA_REALTIME_PRIORITY (default 10, as the README "
+        "recommends for production: the loop SCHED_RR, the stack's receive threads "
+        "just below it; 0 for the normal scheduler; needs root or CAP_SYS_NICE)",
     )
     args = parser.parse_args()
+    if args.realtime and not _may_run_realtime(args.realtime):
+        print(f"(SCHED_RR {args.realtime} is not allowed here: the normal scheduler)")
+        args.realtime = 0
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     own, others = (cores[0], cores[-1]) if len(cores) > 1 else (None, None)
     if own is not None:

@@ -1,19 +1,21 @@
-"""Scheduling priority of the media loop's thread (Linux; elsewhere nothing changes).
+"""Scheduling priority of a media process's threads (Linux; elsewhere nothing changes).
 
 Under the normal scheduler the media loop shares its core with every other runnable
 thread: the database executors, the recording writer and, in a SIP media process, two
 or three of the stack's threads per call, each waking 50 times a second. Whenever the
 loop has more than a few milliseconds of work they take their turns in the middle of
-it: measured on one core with 65-75 SIP calls, the loop got about half the core while it
-had work, and its ticks ran up to 100-200 ms late (p99 38-92 ms).
+it: measured on one core with 65-85 SIP calls, the loop got about half the core while it
+had work, and its ticks ran up to 100-200 ms late (p99 20-170 ms).
 
 With ``MEDIA_REALTIME_PRIORITY`` set, the loop's thread runs ``SCHED_RR`` at that
-priority, so it runs whenever it has work and ticks on time (p99 2-5 ms in the same
-runs); the threads it starts keep the normal scheduler and share what it leaves. Its
-cost: those threads wait for the loop instead, so a SIP call's received audio, which
-the stack hands over on its own threads, arrives less evenly (bench/README.md). Real-
-time scheduling needs root, ``CAP_SYS_NICE`` or an ``RLIMIT_RTPRIO`` that allows the
-priority; without them the loop keeps the normal scheduler and a warning says why.
+priority: it runs whenever it has work, and ticks on time (p99 3-5 ms in the same runs).
+The threads it starts keep the normal scheduler and share what it leaves, except the
+few it waits on, which ``promote`` puts one step below it: a SIP stack's receive path
+(otherwise received audio queues behind the stack's per-call send threads and arrives
+late for the loop's reads). Background work (the recording writer, finalisation) runs at
+nice 10 (``background``). Real-time scheduling needs root, ``CAP_SYS_NICE`` or an
+``RLIMIT_RTPRIO`` that allows the priority; without them the loop keeps the normal
+scheduler and a warning says why.
 """
 
 from __future__ import annotations
@@ -22,10 +24,18 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Collection
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 BACKGROUND_NICE = 10
+
+# The media loop's real-time priority once it took effect (0: the normal scheduler).
+_loop_priority = 0
+# Threads ``promote`` has looked at (by id; pruned to the living ones at each look).
+_examined: set[int] = set()
+_examined_lock = threading.Lock()
 
 
 def realtime(priority: int) -> bool:
@@ -54,8 +64,53 @@ def realtime(priority: int) -> bool:
             priority,
         )
         return False
+    global _loop_priority
+    _loop_priority = priority
     logger.info("The media loop runs SCHED_RR at priority %d", priority)
     return True
+
+
+def promote(names: Collection[str]) -> int:
+    """Run the threads called one of ``names`` (their Python name, or for native threads
+    the kernel's) ``SCHED_RR`` one step below the media loop, when it runs real-time.
+
+    For the few threads the loop waits on: a SIP stack's receive path, which hands each
+    call's received audio over on its own clock, would otherwise queue behind the
+    stack's per-call send threads and arrive late for the loop's reads. Looks only at
+    threads started since the last call; returns how many it promoted.
+    """
+    if not _loop_priority or sys.platform != "linux":
+        return 0
+    priority = max(1, _loop_priority - 1)
+    python_names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    default = Path("/proc/self/comm").read_text().strip()
+    promoted = 0
+    with _examined_lock:
+        present = {int(entry) for entry in os.listdir("/proc/self/task")}
+        _examined.intersection_update(present)
+        for tid in present - _examined:
+            name = python_names.get(tid)
+            if name is None:
+                try:
+                    name = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+                except OSError:  # ended meanwhile
+                    continue
+                if name == default:  # a native thread not named yet: look again later
+                    continue
+            _examined.add(tid)
+            if name in names:
+                try:
+                    # Not inherited: the threads these start (the SIP stack's per-call
+                    # send threads) stay with the normal scheduler.
+                    os.sched_setscheduler(
+                        tid,
+                        os.SCHED_RR | os.SCHED_RESET_ON_FORK,
+                        os.sched_param(priority),
+                    )
+                except OSError:
+                    continue
+                promoted += 1
+    return promoted
 
 
 def background() -> None:

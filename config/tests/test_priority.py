@@ -90,6 +90,85 @@ def test_the_loop_runs_round_robin_and_the_threads_it_starts_do_not() -> None:
     assert seen["background"] == [os.SCHED_OTHER, 10]
 
 
+PROMOTE = textwrap.dedent(
+    """
+    import _thread, json, os, sys, threading, time
+    from config import priority
+
+    def policy(tid):
+        return [
+            os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK,
+            os.sched_getparam(tid).sched_priority,
+        ]
+
+    applied = priority.realtime(int(sys.argv[1]))
+    promoted, release = threading.Event(), threading.Event()
+    started = []
+
+    def receiver():
+        # Once promoted, a thread it starts (as the SIP stack's starts per-call send
+        # threads) keeps the normal scheduler.
+        promoted.wait()
+        child = threading.Thread(target=lambda: started.append(policy(0)))
+        child.start()
+        child.join()
+        release.wait()
+
+    named = threading.Thread(target=receiver, name="stack-rx")
+    other = threading.Thread(target=release.wait, name="stack-tx")
+    named.start()
+    other.start()
+    # A native thread (unknown to threading) that names itself, as the SIP stack's do.
+    native = []
+    def unnamed():
+        with open("/proc/thread-self/comm", "w") as comm:
+            comm.write("aumem_play")
+        native.append(threading.get_native_id())
+        release.wait()
+    _thread.start_new_thread(unnamed, ())
+    while not native:
+        time.sleep(0.01)
+    first = priority.promote({"stack-rx", "aumem_play"})
+    again = priority.promote({"stack-rx", "aumem_play"})
+    promoted.set()
+    while not started:
+        time.sleep(0.01)
+    seen = {
+        "applied": applied,
+        "promoted": [first, again],
+        "named": policy(named.native_id),
+        "native": policy(native[0]),
+        "other": policy(other.native_id),
+        "started": started,
+    }
+    release.set()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_the_threads_the_loop_waits_on_run_just_below_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROMOTE, "7"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    seen = json.loads(done.stdout)
+    if not _may_run_realtime(7):
+        assert seen["applied"] is False
+        assert seen["promoted"] == [0, 0]  # nothing above the normal scheduler
+        assert seen["named"] == seen["native"] == [os.SCHED_OTHER, 0]
+        return
+    assert seen["promoted"] == [2, 0]  # once each, by Python name and by the kernel's
+    assert seen["named"] == [os.SCHED_RR, 6]
+    assert seen["native"] == [os.SCHED_RR, 6]
+    assert seen["other"] == [os.SCHED_OTHER, 0]
+    assert seen["started"] == [[os.SCHED_OTHER, 0]]
+
+
 def test_zero_leaves_the_scheduler_alone() -> None:
     seen, log = _probe("apply", "0")
     assert seen["applied"] is False

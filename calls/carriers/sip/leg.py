@@ -31,6 +31,7 @@ from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from audio.codecs import pcm16_to_float
 from audio.resample import SteadyResampler, StreamResampler
 from calls.carriers.base import CarrierError, CarrierLeg
+from config import priority
 
 if TYPE_CHECKING:
     from baresip import StackEvent
@@ -51,6 +52,10 @@ TX_TARGET_BYTES = 2 * FRAME_SAMPLES * 2  # 40 ms
 SILENCE_PEAK = 1e-3
 # While under target, the stack's send queue is looked at every this many ticks.
 TX_CHECK_TICKS = 25
+# The stack's threads on the receive path: its SIP/RTP thread (receiving, decoding, the
+# jitter buffer) and each call's player, which moves decoded audio into the ring this
+# leg reads. With a real-time media loop they run just below it (config/priority.py).
+RECEIVE_THREADS = frozenset({"baresip-re", "aumem_play"})
 
 # Final SIP statuses of an outgoing call → end reason (DESIGN §11.1); others: failed.
 BUSY = {486, 600}
@@ -186,6 +191,7 @@ class SipLeg(CarrierLeg):
                 return
             self._rx_rate = info.rx_sample_rate
             self._rx_channels = max(1, info.rx_channels)
+            priority.promote(RECEIVE_THREADS)  # this call's player has started
             if self._rx_rate != SAMPLE_RATE:
                 try:
                     self._resampler = SteadyResampler(self._rx_rate, SAMPLE_RATE)

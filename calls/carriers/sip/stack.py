@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from calls.carriers.sip import settings as sip_settings
-from calls.carriers.sip.leg import SipLeg
+from calls.carriers.sip.leg import RECEIVE_THREADS, SipLeg
+from config import priority
 
 if TYPE_CHECKING:
     from baresip import StackEvent
@@ -94,6 +95,7 @@ class SipStack:
             await runtime.start(config)
             runtime.subscribe(self._on_event)
             self.runtime = runtime
+            priority.promote(RECEIVE_THREADS)
             logger.info("SIP stack listening on %s", settings.SIP_BIND)
 
     async def stop(self) -> None:
