@@ -3,8 +3,9 @@
 The Switchboard side runs in this process, pinned to one core: the call engine, the
 media clock, the SIP stack (baresip-python) and the recorders (every call is recorded,
 as by default), with ``MEDIA_REALTIME_PRIORITY=10`` as the README recommends for
-production (``--realtime 0``: the normal scheduler). The far ends are Debian ``baresip`` echo peers (``make peers``), pinned
-to the other core, each taking up to ``PER_PEER`` calls. Each call is an IP-trunk call
+production (``--realtime 0``: the normal scheduler). The far ends are Debian
+``baresip`` echo peers (``make peers``), pinned to the other core, each taking up to
+``PER_PEER`` calls. Each call is an IP-trunk call
 to an echo peer that sends its audio back; the runtime feeds every call a steady tone.
 
 For each step it prints: process CPU (Switchboard's threads and the SIP stack's), CPU

@@ -8,11 +8,11 @@ it: measured on one core with 65-85 SIP calls, the loop got about half the core 
 had work, and its ticks ran up to 100-200 ms late (p99 20-170 ms).
 
 With ``MEDIA_REALTIME_PRIORITY`` set, the loop's thread runs ``SCHED_RR`` at that
-priority: it runs whenever it has work, and ticks on time (p99 3-5 ms in the same runs).
+priority: it runs whenever it has work, and ticks on time (p99 3-6 ms in the same runs).
 The threads it starts keep the normal scheduler and share what it leaves, except the
 few it waits on, which ``promote`` puts one step below it: a SIP stack's receive path
 (otherwise received audio queues behind the stack's per-call send threads and arrives
-late for the loop's reads). Background work (the recording writer, finalisation) runs at
+late for the loop's reads). Background work (the recording writer) runs at
 nice 10 (``background``). Real-time scheduling needs root, ``CAP_SYS_NICE`` or an
 ``RLIMIT_RTPRIO`` that allows the priority; without them the loop keeps the normal
 scheduler and a warning says why.

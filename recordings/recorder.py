@@ -55,9 +55,7 @@ _spool_writer = ThreadPoolExecutor(
 )
 # Finalisation is queued from here (embedded, where tasks run in-process, the upload
 # itself runs here): off the executor the engine's own database work uses.
-_finaliser = ThreadPoolExecutor(
-    max_workers=2, thread_name_prefix="recording-final", initializer=priority.background
-)
+_finaliser = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-final")
 
 _ending: set[Future[None]] = set()
 

@@ -434,9 +434,9 @@ SIM_HANGUP_AFTER_MS = env.int("SIM_HANGUP_AFTER_MS", 5000, min_value=0)
 # refuses more (503 media_capacity, close 1013) instead of degrading every call; 0 = no
 # limit. bench/media_socket.py measures a core's capacity (README: media processes).
 MEDIA_MAX_CALLS = env.int("MEDIA_MAX_CALLS", 300, min_value=0)
-# Every thread of a media process runs SCHED_RR at this priority, 1-99 (0: the normal
-# scheduler), background work at nice 10 (config/priority.py). Needs root, CAP_SYS_NICE
-# or an RLIMIT_RTPRIO that allows it; without them it is logged and ignored.
+# The media loop's thread runs SCHED_RR at this priority, 1-99 (0: the normal
+# scheduler), a SIP stack's receive threads one below it (config/priority.py). Needs
+# root, CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it; else it is logged and ignored.
 MEDIA_REALTIME_PRIORITY = env.int(
     "MEDIA_REALTIME_PRIORITY", 0, min_value=0, max_value=99
 )
