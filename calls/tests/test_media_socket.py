@@ -97,8 +97,12 @@ def test_a_chirp_comes_back_sample_exact_100_ms_later(
                 lambda: find(client.received(), signal) >= 0, timeout=5
             )
             first_echo = next(t for t, frame in client.audio if frame.any())
-            # The peer hears it after at most one tick and answers exactly 100 ms later.
-            assert 0.100 <= first_echo - sent_at <= 0.100 + 0.080, first_echo - sent_at
+            # The peer hears it after at most one tick and answers exactly 100 ms (five
+            # ticks) later. Ticks keep to absolute deadlines, so a frame taken by a late
+            # tick is answered on time from the deadline, that much less than 100 ms
+            # after it arrived: a few milliseconds on a busy machine.
+            delay = first_echo - sent_at
+            assert 0.100 - 0.010 <= delay <= 0.100 + 0.080, delay
 
     run(scenario())
 
