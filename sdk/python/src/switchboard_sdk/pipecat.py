@@ -49,10 +49,12 @@ from pipecat.frames.frames import (
     OutputAudioRawFrame,
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
+    StartFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.serializers.base_serializer import FrameSerializer
 from pipecat.transports.websocket.client import (
+    WebsocketClientInputTransport,
     WebsocketClientOutputTransport,
     WebsocketClientParams,
     WebsocketClientTransport,
@@ -216,6 +218,24 @@ class SwitchboardFrameSerializer(FrameSerializer):
         return InputAudioRawFrame(audio=pcm, sample_rate=rate, num_channels=1)
 
 
+class SwitchboardInputTransport(WebsocketClientInputTransport):
+    """The client input transport, taking the call's audio once the pipeline has
+    started. The socket connects while the pipeline is set up, and Switchboard sends the
+    call's audio from the first tick; Pipecat's input transport has nowhere to put audio
+    until it starts (the receive loop failed on it, and the socket with it). Audio
+    before that is left out."""
+
+    _started = False
+
+    async def set_transport_ready(self, frame: StartFrame) -> None:
+        await super().set_transport_ready(frame)
+        self._started = True
+
+    async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
+        if self._started:
+            await super().push_audio_frame(frame)
+
+
 class SwitchboardOutputTransport(WebsocketClientOutputTransport):
     """The client output transport, also sending interruptions (``clear``), sending
     marks after every sample before them, keeping a little audio ahead in the call's
@@ -363,6 +383,11 @@ class SwitchboardTransport(WebsocketClientTransport):
             serializer_params, hang_up=end_call if hang_up else None
         )
         return cls(url, client.api_key, params)
+
+    def input(self) -> WebsocketClientInputTransport:
+        if not self._input:
+            self._input = SwitchboardInputTransport(self, self._session, self._params)
+        return self._input
 
     def output(self) -> WebsocketClientOutputTransport:
         if not self._output:

@@ -63,6 +63,20 @@ def test_the_pipecat_transport_connects_where_the_snapshot_says() -> None:
     assert by_ids._session._uri == "wss://sb.example.com" + path
 
 
+def test_audio_arriving_before_the_pipeline_starts_is_left_out() -> None:
+    """The socket connects during the pipeline's setup and the call's audio comes at
+    once: before the transport has started, a frame must not break its receive loop."""
+    from pipecat.frames.frames import InputAudioRawFrame
+    from switchboard_sdk.pipecat import SwitchboardInputTransport, SwitchboardTransport
+
+    transport = SwitchboardTransport("ws://127.0.0.1:9/media", "sb_test_x")
+    source = transport.input()
+    assert isinstance(source, SwitchboardInputTransport)
+    frame = InputAudioRawFrame(audio=b"\0\0" * 320, sample_rate=16_000, num_channels=1)
+    asyncio.run(source.push_audio_frame(frame))  # raised AttributeError before
+    assert not source._started
+
+
 def test_a_socket_opened_with_the_snapshot_connects_to_its_media_url(
     live: LiveServer, sb: Switchboard, tenant: Tenant
 ) -> None:
