@@ -395,6 +395,10 @@ SIP_MEDIA_TIMEOUT_S = env.int("SIP_MEDIA_TIMEOUT_S", 30, min_value=0)
 SIP_JITTER_BUFFER_MS = env.str("SIP_JITTER_BUFFER_MS", "20-160")
 SIP_REGISTER_INTERVAL_S = env.int("SIP_REGISTER_INTERVAL_S", 300, min_value=30)
 SIP_REGISTER_TIMEOUT_S = env.float("SIP_REGISTER_TIMEOUT_S", 35.0, min_value=1.0)
+# The stack's per-call send threads may wake up to this much later than their 4 ms
+# sleeps ask (timer slack; config/priority.py): fewer wake-ups for up to this much more
+# send jitter. Needs root or CAP_SYS_NICE, else it is logged and ignored; 0: unchanged.
+SIP_SEND_SLACK_MS = env.int("SIP_SEND_SLACK_MS", 10, min_value=0, max_value=12)
 # Where Switchboard is reached from outside (scheme, host, port): the base of the URLs it
 # gives to other services, such as a WhatsApp session's webhook URL for Meta.
 SWITCHBOARD_PUBLIC_URL = env.str("SWITCHBOARD_PUBLIC_URL", "http://127.0.0.1:8000")

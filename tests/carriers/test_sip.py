@@ -407,6 +407,70 @@ def test_audio_the_media_clock_wrote_in_a_burst_is_not_heard_late_for_good(
         )
 
 
+def _may_set_other_threads_slack() -> bool:
+    """Root or CAP_SYS_NICE (bit 23 of the effective capabilities)."""
+    from pathlib import Path
+
+    status = Path("/proc/self/status").read_text()
+    effective = next(line for line in status.splitlines() if line.startswith("CapEff"))
+    return bool(int(effective.split()[1], 16) >> 23 & 1)
+
+
+@pytest.mark.skipif(
+    not _may_set_other_threads_slack(),
+    reason="setting (and reading) another thread's timer slack needs CAP_SYS_NICE",
+)
+def test_a_calls_send_thread_wakes_with_the_configured_timer_slack(
+    tenant: Tenant, engine: Engine
+) -> None:
+    import threading
+    from pathlib import Path
+
+    from calls.carriers.sip.leg import SEND_THREADS
+
+    def send_threads() -> set[int]:
+        found = set()
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                if (task / "comm").read_text().strip() in SEND_THREADS:
+                    found.add(int(task.name))
+            except OSError:
+                continue
+        return found
+
+    before = send_threads()
+    with sip_peers.echo_peer() as echo:
+        session = connected(tenant, server=echo.host_port)
+        call = place(tenant, session["sessionId"], echo.uri)
+        reaches(tenant, session["sessionId"], call["callId"], "active")
+        expected = django_settings.SIP_SEND_SLACK_MS * 1_000_000
+
+        def slack_of_new() -> dict[int, int]:
+            found = {}
+            for tid in send_threads() - before:
+                try:
+                    found[tid] = int(Path(f"/proc/{tid}/timerslack_ns").read_text())
+                except OSError:  # ended meanwhile
+                    continue
+            return found
+
+        # Set once the call's received audio first arrives.
+        slack = wait_for(
+            lambda: (
+                (found := slack_of_new())
+                and set(found.values()) == {expected}
+                and found
+            ),
+            timeout=10,
+        )
+        own = int(Path(f"/proc/{threading.get_native_id()}/timerslack_ns").read_text())
+        tenant.client("live").post(
+            f"{SESSIONS}/{session['sessionId']}/calls/{call['callId']}/end"
+        )
+    assert len(slack) == 1  # the stack's send thread for this call
+    assert own != expected  # only theirs changed
+
+
 def test_garbage_on_the_sip_port_harms_no_call(tenant: Tenant, engine: Engine) -> None:
     with sip_peers.echo_peer() as echo:
         session = connected(tenant, server=echo.host_port)

@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.conf import settings
 
 from audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from audio.codecs import pcm16_to_float
@@ -56,6 +57,9 @@ TX_CHECK_TICKS = 25
 # jitter buffer) and each call's player, which moves decoded audio into the ring this
 # leg reads. With a real-time media loop they run just below it (config/priority.py).
 RECEIVE_THREADS = frozenset({"baresip-re", "aumem_play"})
+# Each call's send thread: it sleeps 4 ms at a time and sends a packet when one is due,
+# and is given timer slack (SIP_SEND_SLACK_MS) to wake less often.
+SEND_THREADS = frozenset({"Audio TX"})
 
 # Final SIP statuses of an outgoing call → end reason (DESIGN §11.1); others: failed.
 BUSY = {486, 600}
@@ -191,7 +195,9 @@ class SipLeg(CarrierLeg):
                 return
             self._rx_rate = info.rx_sample_rate
             self._rx_channels = max(1, info.rx_channels)
-            priority.promote(RECEIVE_THREADS)  # this call's player has started
+            # This call's player has started, and its send thread before it.
+            priority.promote(RECEIVE_THREADS)
+            priority.relax(SEND_THREADS, settings.SIP_SEND_SLACK_MS)
             if self._rx_rate != SAMPLE_RATE:
                 try:
                     self._resampler = SteadyResampler(self._rx_rate, SAMPLE_RATE)
