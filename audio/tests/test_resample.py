@@ -153,7 +153,8 @@ def test_steady_resampler_keeps_what_48khz_carries_above_8khz_out() -> None:
 
 
 @pytest.mark.parametrize(
-    ("in_rate", "out_rate"), [(8_000, 16_000), (48_000, 16_000), (16_000, 24_000)]
+    ("in_rate", "out_rate"),
+    [(8_000, 16_000), (48_000, 16_000), (16_000, 8_000), (16_000, 24_000)],
 )
 def test_steady_resampler_output_does_not_depend_on_how_the_input_is_cut(
     in_rate: int, out_rate: int
