@@ -20,7 +20,7 @@ scheduler and a warning says why.
 Threads that poll on a short sleep can be given timer slack (``relax``): the SIP stack's
 per-call send threads wake every 4 ms to send a packet every 20 ms; allowed to wake up to
 10 ms later, they wake less often and together, which measured on one core with 75 SIP
-calls took their share from 30 % of the core to 16-20 %.
+calls took their share from 27-31 % of the core to 15-20 %.
 """
 
 from __future__ import annotations
