@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 
 from audio import FRAME_SAMPLES
 from calls.carriers.sip import leg as sip_leg
@@ -22,16 +23,29 @@ class Rings:
     decoded audio lands in (16 kHz here, so samples pass unresampled) and a send ring
     the stack's send thread takes 20 ms from every 20 ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = 16_000) -> None:
         self.rx = bytearray()
         self.tx = bytearray()
         self.sent = bytearray()
+        self.rate = rate
+        # Set when a renegotiation replaced the streams: the next read or write (the
+        # one named) raises AudioRestarted, as the stack's do, and the rings are new.
+        self.restart_on: str | None = None
+
+    def _restarted(self, operation: str) -> None:
+        if self.restart_on == operation:
+            from baresip.errors import AudioRestarted
+
+            self.restart_on = None
+            raise AudioRestarted("renegotiated")
 
     def write(self, pcm: bytes) -> int:
+        self._restarted("write")
         self.tx += pcm
         return len(pcm)
 
     def read(self, size: int) -> bytes:
+        self._restarted("read")
         data = bytes(self.rx[:size])
         del self.rx[:size]
         return data
@@ -39,7 +53,7 @@ class Rings:
     def info(self) -> Any:
         return SimpleNamespace(
             rx_ready=True,
-            rx_sample_rate=16_000,
+            rx_sample_rate=self.rate,
             rx_channels=1,
             tx_buffered=len(self.tx),
         )
@@ -52,8 +66,8 @@ class Rings:
         del self.tx[:FRAME_BYTES]
 
 
-def answered_leg() -> tuple[SipLeg, Rings]:
-    rings = Rings()
+def answered_leg(rate: int = 16_000) -> tuple[SipLeg, Rings]:
+    rings = Rings(rate)
     leg = SipLeg(SimpleNamespace(audio=rings), incoming=False)
     leg.established = True
     return leg, rings
@@ -162,3 +176,41 @@ def test_speech_is_never_left_out_however_long_the_backlog() -> None:
         (np.clip(f, -1, 1) * 32767.0).astype("<i2").tobytes() for f in written
     )
     assert bytes(rings.sent + rings.tx) == expected
+
+
+def tone(rate: int, hz: float, frames: int) -> np.ndarray:
+    t = np.arange(frames * rate // 50) / rate
+    return (9000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+def dominant_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * 16_000 / len(samples))
+
+
+@pytest.mark.parametrize("first", ["write", "read"])
+def test_a_renegotiation_to_another_rate_is_heard_at_the_new_rate(first: str) -> None:
+    """A re-INVITE moves the call from PCMU (8 kHz) to G.722 (16 kHz): the audio after
+    it plays at its own rate, not through the first stream's resampler (which would
+    halve its pitch and double its length)."""
+    leg, rings = answered_leg(rate=8_000)
+    before = tone(8_000, 440, 50)
+    for index in range(50):
+        rings.arrive(before[index * 160 : (index + 1) * 160])
+        leg.exchange(SILENCE)
+        rings.send_frame()
+    assert leg._rx_rate == 8_000
+
+    rings.rate, rings.restart_on = 16_000, first
+    rings.rx.clear()
+    after = tone(16_000, 440, 100)
+    played = []
+    for index in range(100):
+        rings.arrive(after[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES])
+        played.append(leg.exchange(SILENCE).copy())
+        rings.send_frame()
+
+    assert rings.restart_on is None  # the stack's notice was taken
+    heard = np.concatenate(played[-50:])
+    assert abs(dominant_hz(heard) - 440) < 10
+    assert leg.dropped_samples == 0  # arriving no faster than it plays

@@ -149,9 +149,11 @@ class SipLeg(CarrierLeg):
                 try:
                     audio.write(pcm)
                     self._tx_ready = True
-                except Exception:
-                    # Media not up yet (AudioNotActive), or the call is gone.
+                except Exception as exc:
+                    # Media not up yet (AudioNotActive), renegotiated, or the call is
+                    # gone.
                     self._tx_ready = False
+                    self._check_restarted(exc)
             self._take(audio)
         out = self._out
         if not self._playing and self._queued >= FRAME_SAMPLES + self.preroll:
@@ -188,10 +190,24 @@ class SipLeg(CarrierLeg):
         self._tx_over = _tx_backlog(audio) > TX_TARGET_BYTES
         return self._tx_over
 
+    def _check_restarted(self, exc: Exception) -> None:
+        """After a renegotiation (a re-INVITE, say to another codec) replaced the call's
+        streams, the stack raises AudioRestarted once, on whichever read or write comes
+        first, and the next binds to the new streams: their rate and channels, and the
+        new streams' threads, are then looked at afresh as for the first."""
+        from baresip.errors import AudioRestarted
+
+        if isinstance(exc, AudioRestarted):
+            self._rx_rate = 0
+            self._rx_channels = 1
+            self._resampler = None
+            self._read_bytes = READ_BYTES
+
     def _take(self, audio: Any) -> None:
         try:
             data = audio.read(self._read_bytes)
-        except Exception:
+        except Exception as exc:
+            self._check_restarted(exc)
             return
         if not data:
             return
