@@ -441,11 +441,16 @@ class CallRuntime:
 
     async def send_dtmf(self, digits: str) -> dict[str, Any]:
         """Send DTMF to the peer (RFC 4733 on SIP); the digits go out in the background."""
-        if self.state == CallState.ENDED:
+        # A transition in flight holds the lock until its state is set here too: a
+        # client that already read the call as active from the database is not told
+        # it is still ringing.
+        async with self._lock:
+            state = self.state
+        if state == CallState.ENDED:
             raise Conflict("The call has ended.", code="call_not_active")
-        if self.state != CallState.ACTIVE:
+        if state != CallState.ACTIVE:
             raise Conflict(
-                f"The call is {self.state}; DTMF needs an active call.",
+                f"The call is {state}; DTMF needs an active call.",
                 code="call_not_active",
             )
         leg = self.leg

@@ -177,3 +177,38 @@ def test_an_ended_call_leaves_the_clock_and_the_engine(
     assert snapshot["state"] == "ended" and snapshot["endReason"] == "completed"
     assert str(call.public_id) not in engine.runtimes
     assert runtime not in engine.clock
+
+
+def test_dtmf_sent_while_the_answer_is_being_written_waits_for_it(
+    tenant: Tenant, engine: Engine
+) -> None:
+    """The answer reaches the database before the runtime's own state: a client that
+    already read the call as active and sends DTMF at once is not told it is ringing."""
+    import asyncio
+
+    from config.errors import Conflict
+
+    session = ready_session(tenant)
+    call = control.call_place(
+        session=session, to="15550000004@s.whatsapp.net", record=False
+    ).call  # this peer never answers on its own
+    wait_for(lambda: Call.objects.get(pk=call.pk).state == CallState.RINGING)
+    runtime = engine.runtimes[str(call.public_id)]
+    wait_for(lambda: runtime.state == CallState.RINGING)
+
+    async def answer_and_send() -> tuple[bool, str, str]:
+        runtime.leg_answered()  # as the carrier reports it
+        await asyncio.sleep(0)  # the answer holds the call and waits on the database
+        in_flight = runtime._lock.locked()
+        try:
+            await runtime.send_dtmf("1")
+        except Conflict as exc:
+            return in_flight, str(exc.code), runtime.state
+        return in_flight, "sent", runtime.state
+
+    in_flight, outcome, state = home.run_sync(answer_and_send())
+    control.call_end(Call.objects.get(pk=call.pk))
+    assert in_flight
+    # Not "call_not_active": the simulator has no DTMF, which is the next check.
+    assert outcome == "not_supported_by_carrier"
+    assert state == CallState.ACTIVE
