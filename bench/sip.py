@@ -13,9 +13,10 @@ per call, the media clock's step lateness p50/p99, and the echo's health: frames
 SIP leg had no audio for after the warm-up (``gaps``) and received audio dropped for
 backlog; and the latency the leg adds at the step's end: sent audio queued in the stack
 (median and worst call; the media clock catching up after a stall leaves a backlog that
-the leg drains in pauses) and the received slack the leg settled on (mean); and, from
-the stack's final report of each call (warm-up included), frames its jitter buffer
-played late and sequence gaps it saw. A step
+the leg drains in pauses), the received slack the leg settled on (mean), received
+audio queued in the leg (median and worst call) and silence it dropped from a standing
+backlog during the step (``trim``); and, from the stack's final report of each call
+(warm-up included), frames its jitter buffer played late and sequence gaps it saw. A step
 passes when p99 lateness < 40 ms and no audio was missing or dropped. The verdict line
 names the largest passing N for each codec (target: 100 PCMU calls per core).
 
@@ -193,27 +194,30 @@ def run_step(
     home.run_sync(attach())
     time.sleep(3.0)  # warm-up: media up, buffers settled
 
-    async def delays() -> tuple[np.ndarray, np.ndarray]:
-        """Per call: sent audio queued in the stack, received slack (ms)."""
-        sent, slack = [], []
+    async def delays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per call: sent audio queued in the stack, received slack, received audio
+        queued in the leg (ms)."""
+        sent, slack, received = [], [], []
         for call in placed:
             leg = engine.runtimes[str(call.public_id)].leg
             assert isinstance(leg, SipLeg)
             with suppress(Exception):  # a call whose media is gone is left out
                 sent.append(leg.call.audio.info().tx_buffered / 32)
             slack.append(leg.preroll / 16)
-        return np.array(sent), np.array(slack)
+            received.append(leg._queued / 16)
+        return np.array(sent), np.array(slack), np.array(received)
 
-    async def counters() -> tuple[int, int, int]:
-        gaps = dropped = 0
+    async def counters() -> tuple[int, int, int, int]:
+        gaps = dropped = trimmed = 0
         for call in placed:
             leg = engine.runtimes[str(call.public_id)].leg
             assert isinstance(leg, SipLeg)
             gaps += leg.underruns
             dropped += leg.dropped_samples
-        return gaps, dropped, engine.clock.ticks
+            trimmed += leg.trimmed_samples
+        return gaps, dropped, trimmed, engine.clock.ticks
 
-    gaps0, dropped0, ticks0 = home.run_sync(counters())
+    gaps0, dropped0, trimmed0, ticks0 = home.run_sync(counters())
     threads0 = _thread_cpu()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     time.sleep(seconds)
@@ -229,8 +233,8 @@ def run_step(
         by_kind[name] = by_kind.get(name, 0.0) + (ticks_used - before)
     hz = os.sysconf("SC_CLK_TCK")
     split = {name: 100 * used / hz / wall for name, used in by_kind.items()}
-    gaps1, dropped1, ticks1 = home.run_sync(counters())
-    sent, slack = home.run_sync(delays())
+    gaps1, dropped1, trimmed1, ticks1 = home.run_sync(counters())
+    sent, slack, received = home.run_sync(delays())
     ticks = ticks1 - ticks0
     from calls.runtime.clock import LATENESS_WINDOW, PHASES
 
@@ -262,12 +266,15 @@ def run_step(
         "late_p99": float(np.percentile(lateness, 99)),
         "gaps": gaps1 - gaps0,
         "dropped_ms": (dropped1 - dropped0) / 16,
+        "trimmed_ms": (trimmed1 - trimmed0) / 16,
         "split": split,
         "jb_late": jitter_late,
         "jb_lost": jitter_lost,
         "sent_p50": float(np.percentile(sent, 50)) if len(sent) else math.nan,
         "sent_max": float(sent.max()) if len(sent) else math.nan,
         "slack_mean": float(slack.mean()) if len(slack) else math.nan,
+        "received_p50": float(np.percentile(received, 50)),
+        "received_max": float(received.max()),
     }
 
 
@@ -314,7 +321,8 @@ def main() -> None:
             print(
                 f"{'calls':>6} {'cpu %':>6} {'cpu %/call':>10} {'late p50':>9} "
                 f"{'late p99':>9} {'gaps':>6} {'dropped ms':>10} "
-                f"{'sent q ms':>9} {'max':>5} {'rx slack':>8} {'jb late/lost':>12}"
+                f"{'sent q ms':>9} {'max':>5} {'rx slack':>8} {'rx q ms':>7} "
+                f"{'max':>5} {'trim ms':>7} {'jb late/lost':>12}"
             )
             spec = {"pcmu": "pcmu", "opus": "opus/48000/2"}[codec]
             for calls in args.steps:
@@ -342,6 +350,8 @@ def main() -> None:
                     f"{result['late_p99']:>9.2f} {result['gaps']:>6} "
                     f"{result['dropped_ms']:>10.0f} {result['sent_p50']:>9.0f} "
                     f"{result['sent_max']:>5.0f} {result['slack_mean']:>8.1f} "
+                    f"{result['received_p50']:>7.0f} {result['received_max']:>5.0f} "
+                    f"{result['trimmed_ms']:>7.0f} "
                     f"{result['jb_late']:>6.0f}/{result['jb_lost']:<5.0f}  "
                     f"{'ok' if ok else 'FAIL'}"
                 )

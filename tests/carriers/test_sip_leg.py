@@ -128,6 +128,60 @@ def test_the_receive_slack_never_grows_past_40_ms() -> None:
     assert leg.preroll == sip_leg.PREROLL_MAX == 16_000 // 25
 
 
+def received_steadily(
+    backlog: np.ndarray, sent: np.ndarray, ticks: int
+) -> tuple[SipLeg, np.ndarray]:
+    """``backlog`` waiting in the stack before the leg's first read, then ``sent`` a
+    frame a tick, as the far end's stream goes on: everything the leg played."""
+    leg, rings = answered_leg()
+    rings.arrive(backlog)
+    played = []
+    for tick in range(ticks):
+        rings.arrive(sent[tick * FRAME_SAMPLES : (tick + 1) * FRAME_SAMPLES])
+        played.append(leg.exchange(SILENCE).copy())
+    return leg, np.concatenate(played)
+
+
+def test_a_standing_backlog_of_silence_is_dropped_and_latency_returns_to_the_slack() -> (
+    None
+):
+    # 160 ms waited before the first read; the far end then goes on in real time:
+    # silence for 30 frames, then speech (distinct samples, so loss and order show).
+    speech = (np.arange(40 * FRAME_SAMPLES) % 20_000 + 1).astype(np.int16)
+    sent = np.concatenate([np.zeros(30 * FRAME_SAMPLES, np.int16), speech])
+    leg, played = received_steadily(np.zeros(8 * FRAME_SAMPLES, np.int16), sent, 70)
+
+    # After the first 200 ms the standing 160 ms (less the slack and its margin) went.
+    standing = 8 * FRAME_SAMPLES + FRAME_SAMPLES
+    kept = leg.preroll + sip_leg.RX_TRIM_MARGIN
+    assert leg.preroll == sip_leg.PREROLL_MIN and leg.underruns == 0
+    assert leg.trimmed_samples == (standing - FRAME_SAMPLES - kept) // FRAME_SAMPLES * (
+        FRAME_SAMPLES
+    )
+    assert leg.dropped_samples == 0
+    # Speech comes out whole and in order, a frame after it arrived instead of nine.
+    first = int(np.flatnonzero(played)[0])
+    assert first == (30 + 1) * FRAME_SAMPLES
+    heard = played[first:]
+    np.testing.assert_array_equal(
+        heard, speech[: len(heard)].astype(np.float32) / 32768
+    )
+    assert len(heard) == (70 - 31) * FRAME_SAMPLES
+
+
+def test_a_standing_backlog_of_speech_is_kept_whole() -> None:
+    speech = (np.arange(60 * FRAME_SAMPLES) % 20_000 + 1).astype(np.int16)
+    leg, played = received_steadily(
+        speech[: 8 * FRAME_SAMPLES], speech[8 * FRAME_SAMPLES :], 50
+    )
+
+    assert leg.trimmed_samples == 0 and leg.dropped_samples == 0
+    np.testing.assert_array_equal(
+        played, speech[: len(played)].astype(np.float32) / 32768
+    )
+    assert len(played) == 50 * FRAME_SAMPLES
+
+
 def burst(leg: SipLeg, frames: int) -> list[np.ndarray]:
     """The media clock catching up after a stall: several ticks at once."""
     written = [tone_frame(index) for index in range(frames)]

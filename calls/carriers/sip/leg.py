@@ -12,7 +12,10 @@ Both directions keep their latency bounded on their own:
 - Received audio: the stack hands decoded audio over on its own 20 ms timer, whose phase
   wanders against the media clock's under load. The queue starts playing once it holds a
   frame plus a little slack (10 ms), and each time it runs dry anyway the slack grows by
-  10 ms, up to 40 ms: a call pays for the jitter it has, not for the worst case.
+  10 ms, up to 40 ms: a call pays for the jitter it has, not for the worst case. What
+  stays queued beyond that slack (and 10 ms more) for 200 ms on end (audio that arrived before the leg
+  first read, a burst the stack delivered late) is a standing delay the rest of the call
+  would hear: silent frames at the front are dropped until it is gone, speech never.
 - Sent audio: the stack's send thread takes 20 ms every 20 ms, so whatever the media
   clock wrote in a burst while catching up after a stall would stay queued, and the far
   end would hear us that much later for the rest of the call. Past two frames queued,
@@ -54,6 +57,12 @@ PREROLL_STEP = SAMPLE_RATE // 100
 PREROLL_MAX = SAMPLE_RATE // 25  # 40 ms
 # Sent audio the stack may hold before silent frames are left out (16-bit samples).
 TX_TARGET_BYTES = 2 * FRAME_SAMPLES * 2  # 40 ms
+# Received audio: the queue's low point is looked at every this many ticks (200 ms);
+# what stood beyond the slack the whole time is dropped where it is silent.
+RX_TRIM_TICKS = 10
+# ... and left that much beyond the slack: the low point of the last 200 ms is not the
+# lowest the queue will go.
+RX_TRIM_MARGIN = SAMPLE_RATE // 100  # 10 ms
 # A frame whose peak is under this (-60 dBFS) is silence.
 SILENCE_PEAK = 1e-3
 # While under target, the stack's send queue is looked at every this many ticks.
@@ -129,8 +138,11 @@ class SipLeg(CarrierLeg):
         self._rx_channels = 1
         self._tx_ready = False
         self._dtmf_started: dict[str, float] = {}
+        self._rx_low = MAX_QUEUED_SAMPLES
+        self._rx_trim_check = RX_TRIM_TICKS
         self.underruns = 0
         self.dropped_samples = 0
+        self.trimmed_samples = 0
 
     # ------------------------------------------------------------ media, per tick
     def exchange(self, outbound: Frame) -> Frame:
@@ -164,16 +176,42 @@ class SipLeg(CarrierLeg):
             self._queue[: self._queued] = self._queue[
                 FRAME_SAMPLES : FRAME_SAMPLES + self._queued
             ]
+            if self._queued < self._rx_low:
+                self._rx_low = self._queued
+            self._rx_trim_check -= 1
+            if not self._rx_trim_check:
+                excess = self._rx_low - self.preroll - RX_TRIM_MARGIN
+                if excess >= FRAME_SAMPLES:
+                    self._trim_received(excess)
+                self._rx_low = MAX_QUEUED_SAMPLES
+                self._rx_trim_check = RX_TRIM_TICKS
             return out
         out.fill(0.0)
         if self._playing:
             self._playing = False
+            self._rx_low = MAX_QUEUED_SAMPLES
+            self._rx_trim_check = RX_TRIM_TICKS
             self.preroll = min(self.preroll + PREROLL_STEP, PREROLL_MAX)
         # A frame without audio once audio has flowed (a gap in what the far end sent,
         # or the slack too short), counted until the queue plays again.
         if self._heard and self.established and self._tx_ready:
             self.underruns += 1
         return out
+
+    def _trim_received(self, excess: int) -> None:
+        """Drop the silent frames at the front of the received queue, ``excess``
+        samples at most (it stood queued beyond the slack for the last 200 ms)."""
+        queue = self._queue
+        drop = 0
+        while drop + FRAME_SAMPLES <= excess:
+            frame = queue[drop : drop + FRAME_SAMPLES]
+            if float(np.abs(frame).max()) >= SILENCE_PEAK:
+                break
+            drop += FRAME_SAMPLES
+        if drop:
+            self._queued -= drop
+            queue[: self._queued] = queue[drop : drop + self._queued]
+            self.trimmed_samples += drop
 
     def _tx_backlogged(self, audio: Any, outbound: Frame) -> bool:
         """Whether to leave this frame out: it is silent and the stack holds too much."""
