@@ -159,6 +159,38 @@ def test_more_calls_than_rows_grow_the_bank_without_losing_a_frame(
         )
 
 
+def test_a_full_bank_whose_row_changes_hands_within_a_frame_keeps_every_frame(
+    tmp_path: Path,
+) -> None:
+    """Every row taken; in one frame a call notes its frame and ends, and a new call
+    takes its row and notes its own: one more frame than the bank has rows."""
+    bank = RecordingBank()
+    signals = [tone(0.5, hz=100 + 7 * i, amplitude=0.4) for i in range(FIRST_ROWS + 1)]
+    recorders = [bank.open(tmp_path / f"call{i}") for i in range(FIRST_ROWS)]
+    for frame in range(20):
+        for i, recorder in enumerate(recorders):
+            if recorder.closed:
+                continue
+            start = (frame - 10) * FRAME if i == FIRST_ROWS else frame * FRAME
+            recorder.on_media(signals[i][start : start + FRAME], -signals[i][:FRAME])
+            if frame == 10 and i == 0:
+                recorder.close()
+                recorders.append(bank.open(tmp_path / "late"))
+        bank.frame_done()
+    assert recorders[-1].row == recorders[0].row
+    for recorder in recorders:
+        recorder.close().result()
+    for i, recorder in enumerate(recorders):
+        inbound, outbound = channels(recorder)
+        frames_sent = 11 if i == 0 else 10 if i == FIRST_ROWS else 20
+        np.testing.assert_array_equal(
+            inbound, float_to_pcm16(signals[i][: frames_sent * FRAME])
+        )
+        np.testing.assert_array_equal(
+            outbound, float_to_pcm16(np.tile(-signals[i][:FRAME], frames_sent))
+        )
+
+
 def test_a_frame_of_another_length_is_cut_or_padded_to_20_ms(tmp_path: Path) -> None:
     bank = RecordingBank()
     recorder = bank.open(tmp_path / "call")
