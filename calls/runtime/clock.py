@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +17,18 @@ PHASES = 4
 # Behind by more than this, the clock resynchronises instead of bursting to catch up.
 MAX_CATCH_UP_S = 0.200
 LATENESS_WINDOW = 4096
+# A phase takes a member aligned to it while it holds fewer than this share of the
+# members (of an even spread) and two more: alignment must not pile every call of
+# clients that started together into one burst.
+ALIGNED_SHARE = 1.25
+# A member is moved only for a phase at least this much sooner after its input, on
+# average, than its own: each move delays or advances everything in flight once, and
+# input that arrives close to the middle of two phases must not flip between them.
+ALIGN_GAIN_S = 0.002
+# A phase that ticks less than this after an input frame arrived counts as missing it:
+# the next frame, arriving a little late, would find its tick gone and wait a whole
+# frame, and the playout buffer would keep that frame of delay from then on.
+ALIGN_MARGIN_S = 0.002
 
 
 class Tickable(Protocol):
@@ -30,6 +43,15 @@ class MediaClock:
     call at the same instant would send every call's frame in one burst, and the last
     calls of a large burst (and their clients, reading a burst of frames) would wait for
     all the others.
+
+    A member whose input arrives at a steady moment of the frame (a client streaming in
+    real time) can be ``align``-ed: moved to the phase that comes soonest after its
+    input arrives, so the input waits for its tick 2–7 ms instead of 0–20. Moves take
+    effect between frames: a member is ticked exactly once in every frame. A move to an
+    earlier phase shortens one interval between its ticks, and is made only when its
+    next input still arrives inside it; a move to a later phase lengthens one, so a
+    frame of input more than usual is waiting at the first tick after it: the member's
+    ``on_later`` is told, to drop a frame of silence when there is one.
     """
 
     def __init__(self, on_error: Callable[[Tickable, BaseException], None]) -> None:
@@ -44,6 +66,11 @@ class MediaClock:
         self.lateness = np.zeros(LATENESS_WINDOW, dtype=np.float64)
         self.tick_cost = np.zeros(LATENESS_WINDOW, dtype=np.float64)
         self._steps = 0
+        # time.monotonic() when each phase was last ticked.
+        self.phase_times = [0.0] * PHASES
+        self._moves: dict[int, tuple[int, Callable[[], None] | None]] = {}
+        self.aligned = 0  # alignments asked for
+        self.moves = 0  # members moved to another phase
         self._task: asyncio.Task[None] | None = None
 
     def add(self, member: Tickable) -> None:
@@ -55,8 +82,67 @@ class MediaClock:
 
     def remove(self, member: Tickable) -> None:
         entry = self._members.pop(id(member), None)
+        self._moves.pop(id(member), None)
         if entry is not None:
             self._rebuild(entry[1])
+
+    def phase_of(self, member: Tickable) -> int | None:
+        entry = self._members.get(id(member))
+        return entry[1] if entry is not None and entry[0] is member else None
+
+    def align(
+        self,
+        member: Tickable,
+        arrivals: Sequence[float],
+        on_later: Callable[[], None] | None = None,
+    ) -> None:
+        """Tick ``member`` in the phase that comes soonest after ``arrivals`` (when its
+        recent input frames arrived, by ``time.monotonic()``), from the next frame on;
+        the next best if that phase already holds more than its share. ``on_later`` is
+        called when the member moves to a later phase (see the class)."""
+        entry = self._members.get(id(member))
+        if entry is None or entry[0] is not member or not arrivals:
+            return
+        if not all(self.phase_times):
+            return  # not every phase has ticked yet
+        self.aligned += 1
+        arrived = np.asarray(arrivals, dtype=np.float64)
+        # The mean wait from arrival to each phase's tick: a frame that arrives just
+        # after a phase ticked (or just before it) waits almost a whole frame for it.
+        waits = []
+        for at in self.phase_times:
+            wait = (at - arrived) % FRAME_S
+            wait[wait < ALIGN_MARGIN_S] += FRAME_S
+            waits.append(float(wait.mean()))
+        now = entry[1]
+        room = len(self._members) / PHASES * ALIGNED_SHARE + 2
+        for phase in sorted(range(PHASES), key=waits.__getitem__):
+            if phase == now or waits[phase] > waits[now] - ALIGN_GAIN_S:
+                self._moves.pop(id(member), None)
+                return
+            # Earlier: the one shorter interval must still hold the next input frame.
+            shorter = (now - phase) * FRAME_S / PHASES
+            if phase < now and shorter + waits[phase] > FRAME_S - ALIGN_MARGIN_S:
+                continue
+            coming = sum(1 for to, _ in self._moves.values() if to == phase)
+            if len(self._phases[phase]) + coming < room:
+                self._moves[id(member)] = (phase, on_later)
+                return
+
+    def _apply_moves(self) -> None:
+        moves, self._moves = self._moves, {}
+        touched: set[int] = set()
+        for key, (phase, on_later) in moves.items():
+            entry = self._members.get(key)
+            if entry is None or entry[1] == phase:
+                continue
+            touched.update((entry[1], phase))
+            self._members[key] = (entry[0], phase)
+            self.moves += 1
+            if phase > entry[1] and on_later is not None:
+                on_later()
+        for phase in touched:
+            self._rebuild(phase)
 
     def _rebuild(self, phase: int) -> None:
         self._phases[phase] = tuple(
@@ -109,7 +195,11 @@ class MediaClock:
             step = self._steps
             slot = step % LATENESS_WINDOW
             self.lateness[slot] = late if late > 0 else 0.0
-            for member in self._phases[step % PHASES]:
+            phase = step % PHASES
+            if phase == 0 and self._moves:
+                self._apply_moves()
+            self.phase_times[phase] = time.monotonic()
+            for member in self._phases[phase]:
                 try:
                     member.tick()
                 except Exception as exc:  # one broken call must not stop the others

@@ -8,11 +8,18 @@ gives it, so the same link serves a local socket and the cross-process bridge.
 A client streaming in real time whose audio piles up behind a stall gets its backlog
 trimmed back to ``MEDIA_PLAYOUT_TARGET_MS`` by dropping silence (``BacklogTrimmer``);
 audio sent ahead on purpose plays as sent.
+
+When its client's audio arrives at a steady moment of the 20 ms frame, the call is
+ticked just after that moment (``MEDIA_ALIGN_TICKS``): the link notes when 25 frames
+arrived, at the start and every 10 s (the client's clock drifts against ours), and hands
+the times to the media clock. A move to a later phase leaves one frame more queued than
+before; the link drops a frame of silence for it at the next pause.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +39,9 @@ BUFFER_REPORT_TICKS = 10  # a `buffer` frame at least every 200 ms while audio w
 MAX_MARK_NAME = 256
 # A control message is a few dozen characters; anything past this is refused unread.
 MAX_TEXT_CHARS = 4096
+# Arrivals noted for an alignment of the call's tick, and frames between alignments.
+ALIGN_FRAMES = 25
+REALIGN_FRAMES = 500
 
 
 CLOSE_REPLACED = 4409
@@ -45,6 +55,9 @@ def attach(runtime: CallRuntime, link: MediaLink) -> None:
     )
     for previous in replaced:
         previous.replaced()
+    if settings.MEDIA_ALIGN_TICKS:
+        clock = runtime.engine.clock
+        link.align = lambda arrivals: clock.align(runtime, arrivals, link.moved_later)
 
 
 def ready_frame(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +113,11 @@ class MediaLink:
         self.frames_in = 0
         self.frames_out = 0
         self.dropped_ms = 0
+        # Set by ``attach``: hands the clock the times the last frames arrived at.
+        self.align: Callable[[list[float]], None] | None = None
+        self._arrivals: list[float] = []
+        self._until_align = 0
+        self._extra_frame = False  # a later tick phase left a frame more queued
 
     # ------------------------------------------------------------ the client's side
     def push_audio(self, data: bytes) -> None:
@@ -124,6 +142,11 @@ class MediaLink:
             )
             return
         self.frames_in += 1
+        if self.align is not None:
+            if self._until_align:
+                self._until_align -= 1
+            else:
+                self._note_arrival()
         buffer = self.buffer
         accepted = buffer.write(samples, clip=True)
         if accepted < len(samples):
@@ -137,6 +160,20 @@ class MediaLink:
         if not self.paused and buffer.buffered >= self._pause_samples:
             self.paused = True
             self.report_buffer()
+
+    def _note_arrival(self) -> None:
+        arrivals = self._arrivals
+        arrivals.append(time.monotonic())
+        if len(arrivals) == ALIGN_FRAMES:
+            self._arrivals = []
+            self._until_align = REALIGN_FRAMES
+            if self.align is not None:
+                self.align(arrivals)
+
+    def moved_later(self) -> None:
+        """The call is now ticked later in the frame: one read will find a frame more
+        than usual waiting, which would otherwise stay queued for the rest of the call."""
+        self._extra_frame = True
 
     def handle_text(self, text: str) -> None:
         """Apply a client text frame: ``clear`` or ``mark``; anything else is an error."""
@@ -214,8 +251,17 @@ class MediaLink:
     def read_into(self, out: np.ndarray) -> int:
         """OutboundSource: the next 20 ms of client audio for the peer (per tick)."""
         buffer = self.buffer
+        # The frame due now goes if it is inside a pause: the one behind it plays.
+        if (
+            self._extra_frame
+            and buffer.buffered >= 2 * FRAME_SAMPLES
+            and buffer.trim_silence(FRAME_SAMPLES, FRAME_SAMPLES, 1, self.trimmer.floor)
+        ):
+            self._extra_frame = False
         count = buffer.read_into(out)
         left = buffer.written_total - buffer.played_total
+        if self._extra_frame and not left:
+            self._extra_frame = False  # nothing more than the frame due was waiting
         if left > self._trim_above:
             # Before the marks: one inside dropped silence is due now.
             left -= self.trimmer.tick()
