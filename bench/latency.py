@@ -8,9 +8,9 @@ the marked frame's send and its echo's arrival; the added latency is arrival - s
 100 ms, the echo peer's own delay (``EchoLeg`` returns each frame exactly five media-clock
 ticks after it heard it: ``calls/carriers/simulator/peers.py``). What remains is the
 platform's: the client's socket to the server, the wait in the playout buffer for the
-call's next tick (2-7 ms once the call is read in the phase after its client's frames
-arrive, ``MEDIA_ALIGN_TICKS``; 0-20 ms by the call's phase without), the runtime, and the
-socket back.
+call's next tick (0-20 ms by the call's phase; 2-7 ms with ``MEDIA_ALIGN_TICKS=true``
+in the environment, the call read in the phase after its client's frames arrive), the
+runtime, and the socket back.
 
 Capacity is ``--capacity`` (default 300: ``MEDIA_MAX_CALLS``'s default, about what one
 core carried in ``bench/media_socket.py`` with recording on). One uvicorn

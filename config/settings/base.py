@@ -452,8 +452,9 @@ MEDIA_BUFFER_RESUME_MS = env.int("MEDIA_BUFFER_RESUME_MS", 250, min_value=0)
 MEDIA_PLAYOUT_TARGET_MS = env.int("MEDIA_PLAYOUT_TARGET_MS", 60, min_value=0)
 # A media socket's call is ticked in the phase of the 20 ms frame that comes soonest
 # after the client's audio arrives (calls/runtime/clock.py): the audio waits 2-7 ms for
-# its tick instead of 0-20.
-MEDIA_ALIGN_TICKS = env.bool("MEDIA_ALIGN_TICKS", True)
+# its tick instead of 0-20. Off by default: it halves the median at light load, but past
+# about 450 calls per core the p99 was worse (README, "Tick alignment").
+MEDIA_ALIGN_TICKS = env.bool("MEDIA_ALIGN_TICKS", False)
 # Frames per channel-layer message when a media socket lands in another process than its
 # call (the exceptional path): fewer messages, but up to this many frames more latency.
 MEDIA_BRIDGE_BATCH_FRAMES = env.int(
