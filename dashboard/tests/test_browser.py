@@ -67,8 +67,13 @@ def see_the_qr_rotate(page: Any) -> None:
         arg=first,
         timeout=10_000,
     )
-    # The rotation reached the page over the event stream.
-    assert page.evaluate("window.__sbLive.events.some(e => e.type === 'auth.qr')")
+    # The rotation reached the page over the event stream too (the panel may have been
+    # refreshed with the new code by another session event first).
+    assert wait_js(
+        page,
+        "window.__sbLive.events.some(e => e.type === 'auth.qr')",
+        timeout=10_000,
+    )
     screenshot(page, "sessions-qr")
 
 
