@@ -137,8 +137,8 @@ def test_a_member_not_in_the_clock_or_no_arrivals_change_nothing() -> None:
     assert clock.moves == 0
 
 
-def test_a_media_link_hands_over_25_arrivals_at_the_start_and_every_10_s() -> None:
-    link = MediaLink(
+def _link() -> MediaLink:
+    return MediaLink(
         send_audio=lambda data: None,
         send_json=lambda payload: None,
         close=lambda code: None,
@@ -146,6 +146,10 @@ def test_a_media_link_hands_over_25_arrivals_at_the_start_and_every_10_s() -> No
         pause_ms=500,
         resume_ms=250,
     )
+
+
+def test_a_media_link_hands_over_25_arrivals_at_the_start_and_every_10_s() -> None:
+    link = _link()
     handed: list[tuple[int, list[float]]] = []
     link.align = lambda arrivals: handed.append((link.frames_in, arrivals))
     frame = bytes(4 * 320)
@@ -199,17 +203,6 @@ def test_a_live_socket_streaming_in_step_moves_its_call_off_the_phase_it_just_mi
 
 async def _phase_of(clock: MediaClock, runtime: Any) -> int | None:
     return clock.phase_of(runtime)
-
-
-def _link() -> MediaLink:
-    return MediaLink(
-        send_audio=lambda data: None,
-        send_json=lambda payload: None,
-        close=lambda code: None,
-        capacity_ms=10_000,
-        pause_ms=500,
-        resume_ms=250,
-    )
 
 
 def _frame(value: float) -> np.ndarray:
